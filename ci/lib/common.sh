@@ -1,0 +1,38 @@
+# Shared helpers for ci/nested-run and the scripts it calls (sourced, not run).
+#
+# Exit codes of the whole runner (and of every stage script):
+#   0 everything passed
+#   1 tests ran and at least one failed (a real finding about the patch)
+#   2 usage error
+#   3 infrastructure: a stage failed to build, boot, finish in time or hand
+#     back its result files; the run says nothing about the patch
+# Infrastructure wins over test failures: a run with a missing result is 3.
+readonly EXIT_OK=0 EXIT_TESTS=1 EXIT_USAGE=2 EXIT_INFRA=3
+
+ci_log() { printf 'nested-run: %s\n' "$*" >&2; }
+ci_die() { local code=$1; shift; printf 'nested-run: %s\n' "$*" >&2; exit "$code"; }
+
+# Seconds since boot (host) with centiseconds: cheap, monotonic, and the same
+# source the guests use (/proc/uptime), so one parser reads both.
+ci_now() { cut -d' ' -f1 /proc/uptime; }
+ci_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Prints the last N lines of a log, framed and named, so a failure shows its
+# cause without the reader opening files.
+ci_tail() {
+  local file=$1 n=${2:-40}
+  if [ -s "$file" ]; then
+    printf -- '----- last %d lines of %s -----\n' "$n" "$file" >&2
+    tail -n "$n" "$file" | sed 's/\r$//' >&2
+    printf -- '----- end of %s -----\n' "$file" >&2
+  else
+    printf -- '----- %s is empty or missing -----\n' "$file" >&2
+  fi
+}
+
+# Host-side stage bookkeeping: one TSV row per stage that ran
+# (stage, status PASS|FAIL|SKIP|INFRA, seconds, note); verdict.py reads it.
+ci_stage_record() {
+  local stage=$1 status=$2 secs=$3 note=${4:-}
+  printf '%s\t%s\t%s\t%s\n' "$stage" "$status" "$secs" "$note" >> "$CI_RESULTS/stages.tsv"
+}

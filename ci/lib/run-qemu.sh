@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# L1 backend for QEMU (AMD SVM under TCG -cpu max, or KVM with nesting).
+#
+# The backend contract (ci/lib/run-bochs.sh implements the same one for
+# --vmx): boot KERNEL with INITRD and APPEND as L1 with VCPUS and MEM, give
+# L1 the directory SHARE as its results folder, write the serial console to
+# CONSOLE, kill everything after TIMEOUT seconds, and return:
+#   0   L1 ran to its end (its stages say whether they passed)
+#   124 timed out (killed)
+#   other: the emulator failed.
+# On return SHARE holds what L1's init wrote (stages/, logs/, junit/,
+# l2-*/), however it got there. The backend also writes
+# SHARE/stages/l1-boot.host: host seconds from start until L1's init had
+# the results folder mounted (the "L1 boot" stage).
+#
+# usage: run-qemu.sh --kernel F --initrd F --append S --share DIR
+#                    --console F --vcpus N --mem MB --accel kvm|tcg
+#                    --timeout S [--machine microvm|q35|pc] [--verbose]
+set -uo pipefail
+
+kernel= initrd= append= share= console= vcpus=4 mem=2048 accel=tcg timeout=1800
+machine=microvm verbose=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --kernel) kernel=$2; shift 2 ;;
+    --initrd) initrd=$2; shift 2 ;;
+    --append) append=$2; shift 2 ;;
+    --share) share=$2; shift 2 ;;
+    --console) console=$2; shift 2 ;;
+    --vcpus) vcpus=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    --accel) accel=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --machine) machine=$2; shift 2 ;;
+    --verbose) verbose=1; shift ;;
+    *) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+case $accel in
+  # MTTCG: one host thread per L1 vCPU, so L1's vCPUs really run in parallel
+  # (the concurrency tests need that; DESIGN measured lost updates with it).
+  tcg) accel_args=(-accel tcg,thread=multi,tb-size=256 -cpu max) ;;
+  kvm) accel_args=(-accel kvm -cpu host) ;;
+  *) echo "run-qemu: bad --accel $accel" >&2; exit 2 ;;
+esac
+# microvm: no firmware tables to walk, no PCI to enumerate; the fastest boot
+# under TCG. Its virtio transport is virtio-mmio.
+case $machine in
+  microvm) machine_args=(-M microvm,rtc=on); p9dev=virtio-9p-device ;;
+  pc|q35) machine_args=(-M "$machine"); p9dev=virtio-9p-pci ;;
+  *) echo "run-qemu: bad --machine $machine" >&2; exit 2 ;;
+esac
+
+mkdir -p "$share/stages"
+rm -f "$share/stages/l1-boot.host"
+: > "$console"
+
+cmd=(qemu-system-x86_64 "${machine_args[@]}" "${accel_args[@]}"
+     -smp "$vcpus" -m "$mem" -nodefaults -no-user-config -display none -no-reboot
+     -kernel "$kernel" -initrd "$initrd" -append "$append"
+     -fsdev "local,id=results,path=$share,security_model=none"
+     -device "$p9dev,fsdev=results,mount_tag=results")
+if [ $verbose = 1 ]; then
+  cmd+=(-chardev "stdio,id=con,logfile=$console,signal=off" -serial chardev:con)
+else
+  cmd+=(-serial "file:$console")
+fi
+echo "run-qemu: ${cmd[*]}" >&2
+
+t0=$(cut -d' ' -f1 /proc/uptime)
+# --kill-after: a QEMU that ignores SIGTERM still dies.
+timeout --kill-after=10 "$timeout" "${cmd[@]}" < /dev/null &
+pid=$!
+# Poll for L1's first mark; cheap, and it needs no cooperation from the console.
+while kill -0 "$pid" 2>/dev/null; do
+  if [ ! -e "$share/stages/l1-boot.host" ] && [ -e "$share/stages/l1-boot.end" ]; then
+    awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f\n", b - a }' \
+      > "$share/stages/l1-boot.host"
+  fi
+  sleep 0.5
+done
+wait "$pid"
+rc=$?
+[ $rc = 137 ] && rc=124   # killed after the grace period: still a timeout
+exit $rc

@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Collects a ci/nested-run results folder and prints the verdict.
+
+    verdict.py --results DIR [--quiet]
+
+Reads only files (never the console for test outcomes):
+  stages.tsv           host stages: name, PASS|FAIL|SKIP|INFRA, seconds, note
+  expected.tsv         L1 stages that must run: name, label, required files
+  run.conf, l1.end     the L1 run (backend exit code, seconds, limit)
+  l1/stages/*          L1's own stage marks: NAME.start, NAME.end "rc secs limit"
+  l1/**/junit/*.xml    GoogleTest JUnit XML
+  l1/*/json/*.json     exit_stress --json summaries (the per-exit table)
+  l1/*/rc/NAME         "rc secs limit" of each binary run in L2
+  logs/l1-console.log, l1/logs/*.console.log   kernel logs (sanitizer scan)
+
+Writes verdict.txt and verdict.json next to them. Exit status: 0 pass,
+1 tests failed, 3 infrastructure (a stage that did not run, finish, or
+return its results). A stage that FAILs or is INFRA is named, and the tail of
+its log is printed.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+EXIT_OK, EXIT_TESTS, EXIT_INFRA = 0, 1, 3
+TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
+HOST_ORDER = ["deps", "kernel", "project", "images"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
+
+# Used only when ci/sanitizers/scan-klog is absent.
+KLOG_FALLBACK = re.compile(
+    r"(BUG: (KASAN|KCSAN)|UBSAN: |WARNING: CPU: \d+ PID: |kernel BUG at |BUG: |Oops: |"
+    r"general protection fault|Kernel panic - not syncing|watchdog: BUG: soft lockup)")
+
+
+class Stage:
+    def __init__(self, name, label, status="-", secs=None, note=""):
+        self.name, self.label, self.status, self.secs, self.note = name, label, status, secs, note
+        self.tail = None  # log to show on failure
+
+    def row(self):
+        secs = "" if self.secs is None else f"{self.secs:.1f}"
+        return (self.label, self.status, secs, self.note)
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def read_triple(path):
+    """'rc secs limit' -> (int, float, float) or None."""
+    text = read(path)
+    if text is None:
+        return None
+    parts = text.split()
+    try:
+        rc = int(parts[0])
+        secs = float(parts[1]) if len(parts) > 1 else 0.0
+        limit = float(parts[2]) if len(parts) > 2 else 0.0
+    except (ValueError, IndexError):
+        return None
+    return rc, secs, limit
+
+
+def timed_out(rc, secs, limit):
+    return rc in TIMEOUT_RCS and limit > 0 and secs >= limit - 2
+
+
+def junit_counts(path):
+    """(tests, failures, errors, skipped, failed test names) of a JUnit file."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    t = f = e = s = 0
+    failed = []
+    for suite in suites:
+        for case in suite.iter("testcase"):
+            t += 1
+            name = f"{case.get('classname', '')}.{case.get('name', '')}"
+            if case.find("failure") is not None:
+                f += 1
+                failed.append(name)
+            elif case.find("error") is not None:
+                e += 1
+                failed.append(name)
+            elif case.find("skipped") is not None or case.get("result") == "skipped" \
+                    or case.get("status") == "notrun":
+                s += 1
+    return t, f, e, s, failed
+
+
+def exit_rows(path, vcpus):
+    """Rows (exit, vcpus, expected, observed, PASS/FAIL) from an exit_stress
+    --json summary. Accepts {"exits": [...]} or a bare list; each entry has
+    a name ("exit"/"name"), "expected", "observed" and "pass"/"ok"."""
+    data = json.loads(read(path))
+    entries = data.get("exits", data.get("results", [])) if isinstance(data, dict) else data
+    rows = []
+    for e in entries:
+        name = e.get("exit", e.get("name", "?"))
+        ok = e.get("pass", e.get("ok", e.get("passed")))
+        v = e.get("vcpus", vcpus)
+        exp = e.get("expected", e.get("expected_min", ""))
+        obs = e.get("observed", "")
+        rows.append((str(name), str(v), str(exp), str(obs), "PASS" if ok else "FAIL"))
+    return rows
+
+
+def tail(path, n=40):
+    text = read(path)
+    if text is None:
+        return f"----- {path} is missing -----"
+    lines = text.replace("\r", "").splitlines()[-n:]
+    return "\n".join([f"----- last {len(lines)} lines of {path} -----", *lines,
+                      f"----- end of {path} -----"])
+
+
+def table(headers, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in rows]
+    return "\n".join(out)
+
+
+def scan_klog(log, stage_label, out_json):
+    """(status, note) for one kernel log: FAIL if a sanitizer/WARN/BUG report."""
+    if not os.path.exists(log) or os.path.getsize(log) == 0:
+        return None
+    if os.access(SCAN_KLOG, os.X_OK):
+        r = subprocess.run([SCAN_KLOG, log, "--stage", stage_label, "--json", out_json],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return ("PASS", "no reports")
+        if r.returncode == 1:
+            first = next((l for l in r.stdout.splitlines() if l.startswith("[")), "")
+            return ("FAIL", f"kernel reports: {first.strip()}"[:160])
+        return ("INFRA", f"scan-klog failed: {r.stderr.strip()[:120]}")
+    for line in read(log, "").splitlines():
+        if KLOG_FALLBACK.search(line):
+            return ("FAIL", f"kernel report: {line.strip()}"[:160])
+    return ("PASS", "no reports")
+
+
+def collect(res):
+    stages, exits, junit_rows = [], [], []
+    t_collect = time.monotonic()
+
+    # Host stages, in pipeline order.
+    host = {}
+    for line in (read(os.path.join(res, "stages.tsv"), "") or "").splitlines():
+        parts = line.split("\t") + ["", "", "", ""]
+        host[parts[0]] = parts
+    for name in HOST_ORDER:
+        if name in host:
+            p = host[name]
+            s = Stage(name, name, p[1], float(p[2] or 0), p[3])
+            s.tail = os.path.join(res, "logs", f"{name}.log") if p[1] in ("FAIL", "INFRA") else None
+            stages.append(s)
+        else:
+            stages.append(Stage(name, name, "-", None, "not run"))
+
+    l1 = os.path.join(res, "l1")
+    l1_end = read_triple(os.path.join(res, "l1.end"))
+    console = os.path.join(res, "logs", "l1-console.log")
+    expected = []
+    for line in (read(os.path.join(res, "expected.tsv"), "") or "").splitlines():
+        name, label, files = (line.split("\t") + ["", ""])[:3]
+        expected.append((name, label, files.split()))
+
+    # L1 boot.
+    boot = Stage("l1-boot", "L1 boot")
+    booted = False
+    if l1_end is None:
+        boot.note = "not run"
+    else:
+        host_boot = read(os.path.join(l1, "stages", "l1-boot.host"))
+        guest_boot = read(os.path.join(l1, "stages", "l1-boot.end"))
+        if host_boot or guest_boot:
+            booted = True
+            boot.status = "PASS"
+            boot.secs = float((host_boot or guest_boot).split()[0])
+            if not host_boot:
+                boot.note = "L1 uptime (kernel start to /init)"
+        else:
+            rc, secs, limit = l1_end
+            boot.status, boot.secs, boot.tail = "INFRA", secs, console
+            boot.note = (f"L1 timed out after {limit:.0f}s before its init ran" if rc == 124
+                         else f"L1 ended (exit {rc}) before its init mounted the results")
+    stages.append(boot)
+
+    # L1 stages.
+    previous_failed = not booted
+    for name, label, files in expected:
+        s = Stage(name, label)
+        stages.append(s)
+        st = os.path.join(l1, "stages")
+        log = (os.path.join(l1, "logs", "harness.log") if name == "harness"
+               else os.path.join(l1, "logs", f"{name}.console.log"))
+        end = read_triple(os.path.join(st, f"{name}.end"))
+        started = read(os.path.join(st, f"{name}.start"))
+        if started is None:
+            if l1_end is None:
+                s.note = "not run"
+            else:
+                s.status = "INFRA"
+                s.note = "not reached" + (" (an earlier stage failed)" if previous_failed
+                                          else " (L1 ended early)")
+                if not previous_failed:
+                    s.tail = console
+            previous_failed = True
+            continue
+        if end is None:
+            rc, secs, limit = l1_end or (0, 0, 0)
+            s.status, s.tail = "INFRA", log
+            s.note = (f"did not finish: L1 timed out after {limit:.0f}s" if rc == 124
+                      else f"did not finish: L1 ended (exit {rc}; panic?)")
+            previous_failed = True
+            continue
+        rc, secs, limit = end
+        s.secs = secs
+        problems, failures = [], []
+        if timed_out(rc, secs, limit):
+            problems.append(f"timed out after {limit:.0f}s")
+        elif name == "harness" and rc == 127:
+            problems.append("harness_test not built (not in the L1 image)")
+        elif name != "harness" and rc != 0:
+            problems.append(f"QEMU for L2 exited {rc}")
+        # Binaries run inside L2: their own exit codes and timeouts.
+        for rcfile in sorted(glob.glob(os.path.join(l1, name, "rc", "*"))):
+            brc = read_triple(rcfile)
+            bname = os.path.basename(rcfile)
+            if brc is None:
+                continue
+            if timed_out(*brc):
+                problems.append(f"{bname} timed out after {brc[2]:.0f}s in L2")
+                s.tail = os.path.join(l1, name, "logs", f"{bname}.log")
+            elif brc[0] == 77:
+                failures.append(f"{bname}: no patched host detected (exit 77)")
+            elif brc[0] != 0:
+                failures.append(f"{bname} exit {brc[0]}")
+        if name == "harness" and rc not in (0, 127) and not timed_out(rc, secs, limit):
+            failures.append(f"harness_test exit {rc}")
+        # Required result files.
+        for pattern in files:
+            found = glob.glob(os.path.join(l1, pattern))
+            if not found:
+                problems.append(f"missing result {pattern}")
+        # JUnit.
+        xmls = sorted(set(glob.glob(os.path.join(l1, "junit", "*.xml")) if name == "harness"
+                          else glob.glob(os.path.join(l1, name, "junit", "*.xml"))))
+        for x in xmls:
+            rel = os.path.relpath(x, res)
+            try:
+                t, f, e, sk, failed = junit_counts(x)
+            except (ET.ParseError, OSError) as err:
+                problems.append(f"unreadable {rel}: {err}")
+                continue
+            junit_rows.append((rel, str(t), str(f), str(e), str(sk)))
+            if t == 0:
+                problems.append(f"{rel} holds no tests")
+            if f or e:
+                failures.append(f"{f + e} failed in {os.path.basename(x)}: "
+                                + ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else ""))
+        # exit_stress summaries.
+        vcpus = (read(os.path.join(l1, name, "vcpus"), "") or "").strip()
+        for j in sorted(glob.glob(os.path.join(l1, name, "json", "*.json"))):
+            try:
+                exits.extend(exit_rows(j, vcpus))
+            except (ValueError, AttributeError, TypeError) as err:
+                problems.append(f"unreadable {os.path.relpath(j, res)}: {err}")
+        if problems:
+            s.status, s.note = "INFRA", "; ".join(problems + failures)
+            s.tail = s.tail or log
+            previous_failed = True
+        elif failures:
+            s.status, s.note = "FAIL", "; ".join(failures)
+            s.tail = s.tail or log
+        else:
+            s.status, s.note = "PASS", ""
+
+    # Host-side skips recorded for L1 stages (e.g. no benchmarks built).
+    for name, p in host.items():
+        if name not in HOST_ORDER and not any(x.name == name for x in stages):
+            stages.append(Stage(name, name, p[1], float(p[2] or 0), p[3]))
+
+    # Kernel logs: L1's console (all of L1's life) and each L2's console.
+    klogs = [(console, "L1")]
+    for name, label, _ in expected:
+        if name != "harness":
+            klogs.append((os.path.join(l1, "logs", f"{name}.console.log"), label))
+    for log, who in klogs:
+        r = scan_klog(log, who, os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json"))
+        if r is not None:
+            s = Stage(f"klog-{who}", f"kernel log ({who})", r[0], None, r[1])
+            if r[0] != "PASS":
+                s.tail = log
+            stages.append(s)
+
+    coll = Stage("collect", "collect", "PASS", time.monotonic() - t_collect)
+    stages.append(coll)
+    return stages, exits, junit_rows
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--quiet", action="store_true", help="no log tails")
+    args = ap.parse_args(argv)
+    res = args.results
+    stages, exits, junit_rows = collect(res)
+
+    out = ["", "=== nested-run verdict ===", ""]
+    conf = read(os.path.join(res, "run.conf"))
+    if conf:
+        out.append(" ".join(conf.split()))
+        out.append("")
+    out.append(table(("stage", "status", "wall s", "note"), [s.row() for s in stages]))
+    if exits:
+        out += ["", "exit types (exit_stress --json):", ""]
+        out.append(table(("exit", "vCPUs", "expected", "observed", "result"), exits))
+    if junit_rows:
+        out += ["", "JUnit files:", ""]
+        out.append(table(("file", "tests", "failures", "errors", "skipped"), junit_rows))
+    infra = [s for s in stages if s.status == "INFRA"]
+    fail = [s for s in stages if s.status == "FAIL"] + \
+        [None for e in exits if e[4] == "FAIL"]
+    if infra:
+        code = EXIT_INFRA
+        verdict = "INFRASTRUCTURE FAILURE in: " + ", ".join(s.label for s in infra)
+    elif fail:
+        code = EXIT_TESTS
+        names = sorted({s.label for s in fail if s is not None})
+        verdict = "TESTS FAILED in: " + (", ".join(names) or "exit table")
+    else:
+        code = EXIT_OK
+        verdict = "PASS"
+    total = sum(s.secs or 0 for s in stages if s.name not in ("collect",) and
+                not s.name.startswith("klog"))
+    out += ["", f"total wall (stages): {total:.1f}s", f"VERDICT: {verdict} (exit {code})", ""]
+    text = "\n".join(out)
+    tails = []
+    if not args.quiet:
+        first_infra = infra[:1]
+        for s in [*first_infra, *[x for x in stages if x.status == "FAIL"]]:
+            if s.tail:
+                tails.append(f"{s.label}: {s.note}\n{tail(s.tail)}")
+    if tails:
+        print("\n\n".join(tails), file=sys.stderr)
+        sys.stderr.flush()
+    print(text)
+    with open(os.path.join(res, "verdict.txt"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(res, "verdict.json"), "w") as f:
+        json.dump({"exit": code, "verdict": verdict,
+                   "stages": [dict(zip(("stage", "status", "seconds", "note"), s.row()),
+                                   name=s.name) for s in stages],
+                   "exits": [dict(zip(("exit", "vcpus", "expected", "observed", "result"), e))
+                             for e in exits],
+                   "junit": [dict(zip(("file", "tests", "failures", "errors", "skipped"), j))
+                             for j in junit_rows]}, f, indent=1)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Unit tests of ci/lib/verdict.py on synthetic results folders (label `unit`).
+
+Each case builds the files an L1 run leaves behind, with one thing broken,
+and checks the exit code and that the verdict names the right stage. The
+bug each case catches is in its docstring.
+"""
+import atexit
+import io
+import shutil
+import json
+import os
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stderr, redirect_stdout
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import verdict  # noqa: E402
+
+JUNIT_OK = """<?xml version="1.0"?>
+<testsuites tests="2" failures="0"><testsuite name="S" tests="2">
+<testcase name="a" classname="S"/><testcase name="b" classname="S"/>
+</testsuite></testsuites>"""
+JUNIT_FAIL = """<?xml version="1.0"?>
+<testsuites tests="2" failures="1"><testsuite name="S" tests="2">
+<testcase name="a" classname="S"><failure message="boom"/></testcase>
+<testcase name="b" classname="S"/></testsuite></testsuites>"""
+JUNIT_EMPTY = """<?xml version="1.0"?><testsuites tests="0"></testsuites>"""
+SUMMARY_OK = {"exits": [{"exit": "CPUID", "expected": 1000, "observed": 1000, "pass": True},
+                        {"exit": "HLT", "expected": 10, "observed": 12, "pass": True}]}
+
+
+class Results:
+    """A results folder as a passing two-shape run leaves it."""
+
+    def __init__(self, shapes=(2, 4)):
+        self.dir = tempfile.mkdtemp(prefix="verdict_test.")
+        atexit.register(shutil.rmtree, self.dir, True)
+        self.shapes = shapes
+        self.put("stages.tsv", "".join(f"{s}\tPASS\t1.0\t\n" for s in verdict.HOST_ORDER))
+        exp = "harness\tharness in L1\tjunit/harness.xml\n"
+        for n in shapes:
+            exp += (f"l2-{n}vcpu\tL2 {n}-vCPU\tl2-{n}vcpu/junit/exit_stress.xml "
+                    f"l2-{n}vcpu/json/exit_stress.json\n")
+        self.put("expected.tsv", exp)
+        self.put("l1.end", "0 100.0 1800")
+        self.put("logs/l1-console.log", "[    0.0] Linux version 6.12\nkvm_amd: Nested Paging enabled\n")
+        self.put("l1/stages/l1-boot.host", "5.0")
+        self.put("l1/stages/l1-boot.end", "1.0")
+        self.stage("harness", "0 10.0 480")
+        self.put("l1/junit/harness.xml", JUNIT_OK)
+        self.put("l1/logs/harness.log", "[  PASSED  ] 2 tests.\n")
+        for n in shapes:
+            st = f"l2-{n}vcpu"
+            self.stage(st, "0 20.0 600")
+            self.put(f"l1/{st}/junit/exit_stress.xml", JUNIT_OK)
+            self.put(f"l1/{st}/json/exit_stress.json", json.dumps(SUMMARY_OK))
+            self.put(f"l1/{st}/rc/exit_stress", "0 15.0 480")
+            self.put(f"l1/{st}/vcpus", f"{n}\n")
+            self.put(f"l1/logs/{st}.console.log", "l2-init: done\n")
+
+    def put(self, rel, text):
+        path = os.path.join(self.dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def rm(self, rel):
+        os.remove(os.path.join(self.dir, rel))
+
+    def stage(self, name, end):
+        self.put(f"l1/stages/{name}.start", "1.0")
+        if end is not None:
+            self.put(f"l1/stages/{name}.end", end)
+
+    def run(self):
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = verdict.main(["--results", self.dir])
+        return code, out.getvalue(), err.getvalue()
+
+
+def line_of(text, label):
+    return next((l for l in text.splitlines() if l.startswith(label)), "")
+
+
+class VerdictTest(unittest.TestCase):
+    def test_clean_run_passes(self):
+        """A verdict that never says PASS (or passes with a table missing) is broken."""
+        code, out, _ = Results().run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("VERDICT: PASS", out)
+        for label in ("deps", "L1 boot", "harness in L1", "L2 2-vCPU", "L2 4-vCPU", "collect"):
+            self.assertIn("PASS", line_of(out, label), label)
+        self.assertIn("CPUID", out)  # the exit table is printed
+
+    def test_junit_failure_is_a_test_failure(self):
+        """Catches: JUnit failures ignored, or reported as infrastructure."""
+        r = Results()
+        r.put("l1/l2-4vcpu/junit/exit_stress.xml", JUNIT_FAIL)
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("FAIL", line_of(out, "L2 4-vCPU"))
+        self.assertIn("S.a", out)
+
+    def test_l2_timeout_is_infra_and_named(self):
+        """Catches: a hung L2 (killed by timeout) counted as a pass or a test failure."""
+        r = Results()
+        r.put("l1/stages/l2-2vcpu.end", "143 600.2 600")
+        r.rm("l1/l2-2vcpu/json/exit_stress.json")
+        r.put("l1/logs/l2-2vcpu.console.log", "l2-init: ci.hang=1: hanging on purpose\n")
+        code, out, err = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("timed out after 600s", line_of(out, "L2 2-vCPU"))
+        self.assertIn("INFRASTRUCTURE FAILURE in: L2 2-vCPU", out)
+        self.assertIn("hanging on purpose", err)  # the log tail is shown
+
+    def test_missing_result_is_infra(self):
+        """Catches: a stage that exits 0 but never wrote its JSON passing vacuously."""
+        r = Results()
+        r.rm("l1/l2-4vcpu/json/exit_stress.json")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("missing result l2-4vcpu/json/exit_stress.json", out)
+
+    def test_empty_junit_is_infra(self):
+        """Catches: a filter that selected nothing passing with zero tests."""
+        r = Results()
+        r.put("l1/junit/harness.xml", JUNIT_EMPTY)
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("holds no tests", line_of(out, "harness in L1"))
+
+    def test_l1_died_mid_stage_names_it_and_later_stages(self):
+        """Catches: a panic/timeout in L1 blamed on no stage, or later stages passing."""
+        r = Results()
+        r.put("l1.end", "124 1800.0 1800")
+        r.rm("l1/stages/harness.end")
+        for n in r.shapes:
+            for f in ("l1/stages/l2-%dvcpu.start", "l1/stages/l2-%dvcpu.end"):
+                r.rm(f % n)
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("did not finish: L1 timed out after 1800s", line_of(out, "harness in L1"))
+        self.assertIn("not reached", line_of(out, "L2 2-vCPU"))
+
+    def test_l1_never_booted(self):
+        """Catches: a kernel that never reaches /init reported as anything but L1 boot."""
+        r = Results()
+        r.put("l1.end", "0 3.0 1800")
+        for f in ("l1/stages/l1-boot.host", "l1/stages/l1-boot.end"):
+            r.rm(f)
+        r.put("logs/l1-console.log", "Kernel panic - not syncing: VFS: Unable to mount root\n")
+        code, out, err = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("INFRA", line_of(out, "L1 boot"))
+        self.assertIn("Unable to mount root", err)
+
+    def test_kernel_warning_fails_naming_the_log(self):
+        """Catches: a WARN/KASAN splat in L1 ignored because every test passed."""
+        r = Results()
+        r.put("logs/l1-console.log",
+              "[   1.0] kvm-exit-stats: stage harness begin\n"
+              "[   2.0] WARNING: CPU: 1 PID: 42 at arch/x86/kvm/exit_stats.c:10 x+0x1/0x2\n"
+              "[   2.1] ---[ end trace 0000000000000000 ]---\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("FAIL", line_of(out, "kernel log (L1)"))
+
+    def test_exit_table_failure(self):
+        """Catches: an exit row marked failed in the summary not failing the run."""
+        r = Results(shapes=(2,))
+        bad = {"exits": [{"exit": "MSR_WRITE", "expected": 100, "observed": 99, "pass": False}]}
+        r.put("l1/l2-2vcpu/json/exit_stress.json", json.dumps(bad))
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("MSR_WRITE", out)
+
+    def test_skip_exit_code_is_a_failure_in_a_patched_l1(self):
+        """Catches: exit_stress exiting 77 (no patched host) treated as a pass."""
+        r = Results(shapes=(2,))
+        r.put("l1/l2-2vcpu/rc/exit_stress", "77 1.0 480")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("exit 77", line_of(out, "L2 2-vCPU"))
+
+    def test_host_stage_failure_stops_with_infra(self):
+        """Catches: a failed kernel build followed by a verdict that is not infra."""
+        r = Results()
+        r.put("stages.tsv", "deps\tPASS\t1.0\t\nkernel\tINFRA\t30.0\texit 3\n")
+        os.remove(os.path.join(r.dir, "l1.end"))
+        r.put("logs/kernel.log", "build-kernel: PATCH DOES NOT APPLY: x.patch\n")
+        code, out, err = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("INFRASTRUCTURE FAILURE in: kernel", out)
+        self.assertIn("PATCH DOES NOT APPLY", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
