@@ -171,8 +171,9 @@ int main(int argc, char** argv) {
     b->ArgName("threads")->UseManualTime()->Unit(benchmark::kNanosecond);
   }
   benchmark::AddCustomContext("bench.note",
-      "ns and TSC cycles per counter update as each thread sees it while all "
-      "threads update concurrently");
+      "ns_per_update/cycles_per_update: median cost of one counter update per "
+      "thread over windows in which all threads were running at once; "
+      "real_time: wall-clock mean including preemption by other load");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
