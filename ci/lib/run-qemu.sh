@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=$2; shift 2 ;;
     --machine) machine=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
+    --build-dir) shift 2 ;;   # the QEMU backend boots the images it is given
     *) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -100,19 +100,23 @@ def junit_counts(path):
 
 
 def exit_rows(path, vcpus):
-    """Rows (exit, vcpus, expected, observed, PASS/FAIL) from an exit_stress
-    --json summary. Accepts {"exits": [...]} or a bare list; each entry has
-    a name ("exit"/"name"), "expected", "observed" and "pass"/"ok"."""
+    """Rows (exit, vcpus, expected, observed, PASS/FAIL/SKIP) from an
+    exit_stress --json summary: {"exits": {NAME: {"vcpus", "expected",
+    "observed", "pass", "status"}}}; a list of {"exit": NAME, ...} works too."""
     data = json.loads(read(path))
-    entries = data.get("exits", data.get("results", [])) if isinstance(data, dict) else data
+    entries = data.get("exits", []) if isinstance(data, dict) else data
+    if isinstance(entries, dict):
+        entries = [dict(v, exit=k) for k, v in entries.items()]
     rows = []
     for e in entries:
         name = e.get("exit", e.get("name", "?"))
-        ok = e.get("pass", e.get("ok", e.get("passed")))
-        v = e.get("vcpus", vcpus)
-        exp = e.get("expected", e.get("expected_min", ""))
-        obs = e.get("observed", "")
-        rows.append((str(name), str(v), str(exp), str(obs), "PASS" if ok else "FAIL"))
+        status = str(e.get("status", "")).lower()
+        if status.startswith("skip"):
+            result = "SKIP"
+        else:
+            result = "PASS" if e.get("pass", e.get("ok")) else "FAIL"
+        rows.append((str(name), str(e.get("vcpus", vcpus)), str(e.get("expected", "")),
+                     str(e.get("observed", "")), result))
     return rows
 
 
@@ -229,7 +233,7 @@ def collect(res):
             continue
         rc, secs, limit = end
         s.secs = secs
-        problems, failures = [], []
+        problems, failures, notes = [], [], []
         if timed_out(rc, secs, limit):
             problems.append(f"timed out after {limit:.0f}s")
         elif name == "harness" and rc == 127:
@@ -245,6 +249,8 @@ def collect(res):
             if timed_out(*brc):
                 problems.append(f"{bname} timed out after {brc[2]:.0f}s in L2")
                 s.tail = os.path.join(l1, name, "logs", f"{bname}.log")
+            elif brc[0] == 3 and bname == "exit_stress":
+                notes.append("exit_stress: some checks skipped (exit 3)")
             elif brc[0] == 77:
                 failures.append(f"{bname}: no patched host detected (exit 77)")
             elif brc[0] != 0:
@@ -287,7 +293,31 @@ def collect(res):
             s.status, s.note = "FAIL", "; ".join(failures)
             s.tail = s.tail or log
         else:
-            s.status, s.note = "PASS", ""
+            s.status, s.note = "PASS", "; ".join(notes)
+
+    # A backend with its own stage table (ci/bochs/run-l1 for --vmx).
+    btsv = os.path.join(l1, "bochs", "stages.tsv")
+    for line in (read(btsv, "") or "").splitlines()[1:]:
+        name, status, secs, note = (line.split("\t") + ["", "", "", ""])[:4]
+        if name == "total":
+            continue
+        try:
+            fsecs = float(secs) if secs else None
+        except ValueError:
+            fsecs = None
+        s = Stage(f"vmx-{name}", f"VMX {name}", status, fsecs, note)
+        if status in ("FAIL", "INFRA"):
+            s.tail = os.path.join(l1, "bochs", "logs", "console.log")
+        stages.append(s)
+
+    # The backend's own exit code: QEMU ends 0 after L1's final reboot; any
+    # other code with no failing stage to explain it is still a failure.
+    if l1_end is not None and l1_end[0] != 0 and booted and not any(
+            x.status in ("FAIL", "INFRA") for x in stages):
+        s = Stage("l1-backend", "L1 emulator", "INFRA", l1_end[1],
+                  "timed out" if l1_end[0] == 124 else f"exit {l1_end[0]}")
+        s.tail = os.path.join(res, "logs", "l1-backend.log")
+        stages.append(s)
 
     # Host-side skips recorded for L1 stages (e.g. no benchmarks built).
     for name, p in host.items():

@@ -27,8 +27,12 @@ JUNIT_FAIL = """<?xml version="1.0"?>
 <testcase name="a" classname="S"><failure message="boom"/></testcase>
 <testcase name="b" classname="S"/></testsuite></testsuites>"""
 JUNIT_EMPTY = """<?xml version="1.0"?><testsuites tests="0"></testsuites>"""
-SUMMARY_OK = {"exits": [{"exit": "CPUID", "expected": 1000, "observed": 1000, "pass": True},
-                        {"exit": "HLT", "expected": 10, "observed": 12, "pass": True}]}
+# The shape exit_stress --json writes (stress/guest/report.cc).
+SUMMARY_OK = {"profile": "sjsu", "vcpus": 2, "exit_status": 0, "checks": [],
+              "exits": {"cpuid": {"vcpus": 2, "expected": 1000, "observed": 1000,
+                                  "pass": True, "status": "pass"},
+                        "hlt": {"vcpus": 2, "expected": 10, "observed": 12,
+                                "pass": True, "status": "pass"}}}
 
 
 class Results:
@@ -93,7 +97,7 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("VERDICT: PASS", out)
         for label in ("deps", "L1 boot", "harness in L1", "L2 2-vCPU", "L2 4-vCPU", "collect"):
             self.assertIn("PASS", line_of(out, label), label)
-        self.assertIn("CPUID", out)  # the exit table is printed
+        self.assertIn("cpuid", out)  # the exit table is printed
 
     def test_junit_failure_is_a_test_failure(self):
         """Catches: JUnit failures ignored, or reported as infrastructure."""
@@ -171,11 +175,12 @@ class VerdictTest(unittest.TestCase):
     def test_exit_table_failure(self):
         """Catches: an exit row marked failed in the summary not failing the run."""
         r = Results(shapes=(2,))
-        bad = {"exits": [{"exit": "MSR_WRITE", "expected": 100, "observed": 99, "pass": False}]}
+        bad = {"exits": {"wrmsr": {"vcpus": 2, "expected": 100, "observed": 99,
+                                   "pass": False, "status": "fail"}}}
         r.put("l1/l2-2vcpu/json/exit_stress.json", json.dumps(bad))
         code, out, _ = r.run()
         self.assertEqual(code, 1, out)
-        self.assertIn("MSR_WRITE", out)
+        self.assertIn("wrmsr", out)
 
     def test_skip_exit_code_is_a_failure_in_a_patched_l1(self):
         """Catches: exit_stress exiting 77 (no patched host) treated as a pass."""
