@@ -242,7 +242,7 @@ def bench_markdown(files, labels, args):
                 if r is None or r.error:
                     cells += ["-", "-", "-"]
                     if r is not None:
-                        errors.append(f"{labels[i]}: {r.error}")
+                        errors.append((labels[i], r.error))
                     if i:
                         cells.append("-")
                     continue
@@ -269,8 +269,8 @@ def bench_markdown(files, labels, args):
             if "vs published" in head:
                 cells.append(anchor or "-")
             out.append("| " + " | ".join(cells) + " |")
-            for e in errors:
-                out.append(f"\n> {fam}/{k[1]}/{k[2]} skipped: {e}\n")
+            for label, e in errors:
+                out.append(f"\n> {fam}/{k[1]} x{k[2]} skipped on {label}: {e}\n")
         extra = extra_counters(rowsets[0], keys)
         if extra:
             out.append("")
@@ -312,7 +312,10 @@ def bench_charts(files, labels, prefix, plt):
     rowsets = [rows for _, rows in files]
     families = sorted({k[0] for rows in rowsets for k in rows})
     for fam in families:
-        keys = {k for rows in rowsets for k in rows if k[0] == fam}
+        keys = {k for rows in rowsets for k, r in rows.items()
+                if k[0] == fam and not r.error and r.value()[0] is not None}
+        if not keys:
+            continue  # everything skipped: the Markdown says why
         variants = sorted({k[1] for k in keys})
         threads = sorted({k[2] for k in keys})
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
