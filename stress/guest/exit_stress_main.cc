@@ -1,0 +1,150 @@
+// exit_stress: the guest stress binary. Each check of checks.h becomes one
+// GoogleTest test (so --gtest_filter, --gtest_output and JUnit XML work); the
+// summary table, the JSON summary and the exit status come from the results.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+
+#include "checks.h"
+#include "options.h"
+#include "real_env.h"
+#include "report.h"
+
+namespace exitstats::guest {
+namespace {
+
+std::vector<Result>* g_results = nullptr;
+
+// A test whose body runs one check and reports it to GoogleTest and to the
+// summary.
+class CheckTest : public ::testing::Test {
+ public:
+  explicit CheckTest(std::function<Result()> run) : run_(std::move(run)) {}
+  void TestBody() override {
+    Result r = run_();
+    g_results->push_back(r);
+    std::string text = r.Text();
+    switch (r.status) {
+      case Result::Status::kSkip:
+        GTEST_SKIP() << text;
+      case Result::Status::kFail:
+        ADD_FAILURE() << text;
+        break;
+      case Result::Status::kPass:
+        std::cout << text;
+        break;
+    }
+  }
+
+ private:
+  std::function<Result()> run_;
+};
+
+void Register(const char* suite, const std::string& name, std::function<Result()> run) {
+  ::testing::RegisterTest(suite, name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                          [run]() -> ::testing::Test* { return new CheckTest(run); });
+}
+
+int Main(int argc, char** argv) {
+  Options opt;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (std::string err = ParseOptions(args, &opt); !err.empty()) {
+    std::cerr << "exit_stress: " << err << "\n\n" << Usage();
+    return kExitUsage;
+  }
+  if (opt.help) {
+    std::cout << Usage();
+    return kExitPass;
+  }
+  Config cfg;
+  if (std::string err = ResolveCpus(opt.cpus, RealEnv::OnlineCpus(), &cfg.cpus); !err.empty()) {
+    std::cerr << "exit_stress: " << err << "\n";
+    return kExitUsage;
+  }
+  cfg.iterations = opt.iterations;
+  cfg.torn_seconds = opt.torn_seconds;
+  cfg.random_ecx = opt.random_ecx;
+  cfg.seed = opt.seed;
+
+  std::vector<std::string> gargs_s = {argv[0]};
+  gargs_s.insert(gargs_s.end(), opt.passthrough.begin(), opt.passthrough.end());
+  std::vector<char*> gargs;
+  for (auto& s : gargs_s) gargs.push_back(s.data());
+  int gargc = static_cast<int>(gargs.size());
+  ::testing::InitGoogleTest(&gargc, gargs.data());
+  if (gargc > 1) {
+    std::cerr << "exit_stress: unknown flag " << gargs[1] << "\n\n" << Usage();
+    return kExitUsage;
+  }
+
+  RealEnv env;
+  Checker checker(env, *ProfileByName(opt.profile), cfg);
+  std::vector<Result> results;
+  g_results = &results;
+
+  RunInfo info;
+  info.profile = opt.profile;
+  info.cpus = cfg.cpus;
+  info.iterations = cfg.iterations;
+  if (checker.discovery())
+    info.vendor = checker.discovery()->vendor() == Vendor::kSvm ? "SVM" : "VMX";
+  else
+    info.absence = checker.absence();
+
+  std::printf("exit_stress: profile %s, %zu vCPUs, %llu iterations per vCPU per exit type, %s\n",
+              opt.profile.c_str(), cfg.cpus.size(), (unsigned long long)cfg.iterations,
+              checker.discovery() ? ("patched host, " + info.vendor).c_str()
+                                  : "NO patched host");
+  if (!checker.discovery()) std::printf("exit_stress: %s\n", info.absence.c_str());
+  std::fflush(stdout);
+
+  // Registration order is run order: conformance first, then the load
+  // phases, then the checks that read what the load left behind.
+  Checker* c = &checker;
+  Register("Conformance", "Discovery", [c] { return c->DiscoveryLeaf(); });
+  Register("Conformance", "LeafRegisters", [c] { return c->LeafRegisters(); });
+  Register("Conformance", "UndefinedVersusNotHandled", [c] { return c->UndefinedVersusNotHandled(); });
+  Register("Conformance", "OrdinaryLeaves", [c] { return c->OrdinaryLeaves(); });
+  for (GuestExit e : opt.exits)
+    Register("LowerBound", std::string(Row(e).name), [c, e] { return c->LowerBound(e); });
+  if (std::find(opt.exits.begin(), opt.exits.end(), GuestExit::kCpuid) != opt.exits.end())
+    Register("Exact", "cpuid", [c] { return c->ExactCpuid(); });
+  Register("Totals", "SumOfReasons", [c] { return c->TotalsSum(); });
+  Register("Totals", "Cycles", [c] { return c->Cycles(); });
+  Register("Concurrency", "TornReads", [c] { return c->TornReads(); });
+
+  int gtest_rc = RUN_ALL_TESTS();
+  const auto* unit = ::testing::UnitTest::GetInstance();
+  if (::testing::GTEST_FLAG(list_tests)) return kExitPass;
+  if (unit->test_to_run_count() == 0) {
+    std::cerr << "exit_stress: no check selected (--gtest_filter matches nothing)\n";
+    return kExitUsage;
+  }
+  int status = ExitStatus(results, checker.discovery().has_value(),
+                          gtest_rc != 0 && unit->failed_test_count() > 0);
+
+  std::printf("\nexit_stress summary (profile %s, %zu vCPUs, vendor %s):\n%s", opt.profile.c_str(),
+              cfg.cpus.size(), info.vendor.empty() ? "none" : info.vendor.c_str(),
+              SummaryTable(results).c_str());
+  const char* word = status == kExitPass      ? "PASS: every selected check ran and passed"
+                     : status == kExitFail    ? "FAIL: see the failures above"
+                     : status == kExitNoHost  ? "SKIPPED: no patched host (exit-statistics leaves absent)"
+                     : status == kExitPartial ? "PARTIAL: nothing failed, but some checks were skipped"
+                                              : "?";
+  std::printf("exit_stress: %s (exit status %d)\n", word, status);
+  if (!opt.json.empty()) {
+    std::ofstream f(opt.json);
+    f << JsonSummary(results, info, status);
+    if (!f) std::fprintf(stderr, "exit_stress: could not write %s\n", opt.json.c_str());
+  }
+  return status;
+}
+
+}  // namespace
+}  // namespace exitstats::guest
+
+int main(int argc, char** argv) { return exitstats::guest::Main(argc, argv); }

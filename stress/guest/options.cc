@@ -1,0 +1,163 @@
+#include "options.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "exitstats/abi.h"
+
+namespace exitstats::guest {
+namespace {
+
+bool ParseU64(const std::string& s, uint64_t* v) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t at = s.find(sep, start);
+    out.push_back(s.substr(start, at - start));
+    if (at == std::string::npos) return out;
+    start = at + 1;
+  }
+}
+
+}  // namespace
+
+std::string Usage() {
+  std::string exits;
+  for (const auto& r : GuestExits())
+    exits += "                        " + std::string(r.name) + ": " + std::string(r.trigger) +
+             (r.needs_root ? " [root]" : "") + "\n";
+  return "usage: exit_stress [flags] [--gtest_* flags]\n"
+         "Stress-tests KVM exit-statistics CPUID leaves from inside a Linux guest:\n"
+         "conformance of every leaf, per-exit lower bounds on all vCPUs at once, CPUID\n"
+         "exactness, totals versus reasons, cycles, and torn 64-bit reads.\n"
+         "\n"
+         "  --profile sjsu|f22    ABI profile of the course leaves (default sjsu;\n"
+         "                        --abi is the same flag)\n"
+         "  --iterations N        operations per vCPU per exit type (default 10000;\n"
+         "                        hlt does N/10 sleeps)\n"
+         "  --cpus N|LIST         the first N online CPUs, or a list like 0,2-3\n"
+         "                        (default: every online CPU)\n"
+         "  --exits LIST          comma-separated exit types (default: all):\n" +
+         exits +
+         "  --junit FILE          GoogleTest XML report (same as --gtest_output=xml:FILE)\n"
+         "  --json FILE           JSON summary: per check and per exit type vcpus,\n"
+         "                        expected, observed, pass\n"
+         "  --torn-seconds S      longest torn-read phase (default 8; it ends early\n"
+         "                        once the cycle values' low halves have wrapped)\n"
+         "  --random-ecx N        random sub-leaves in the conformance sweep (default 4096)\n"
+         "  --seed N              seed for those (default 1)\n"
+         "  --help                this text\n"
+         "GoogleTest flags (--gtest_filter=..., --gtest_list_tests, ...) pass through.\n"
+         "\n"
+         "Exit status: 0 every selected check ran and passed; 1 a check failed;\n"
+         "2 usage error; 3 nothing failed but some checks were skipped (not root,\n"
+         "no /dev/cpu/N/msr, ...); 77 no patched host (exit-statistics leaves absent),\n"
+         "every check skipped.\n";
+}
+
+std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], value;
+    if (a.rfind("--gtest_", 0) == 0) {
+      o->passthrough.push_back(a);
+      continue;
+    }
+    if (a == "--help" || a == "-h") {
+      o->help = true;
+      continue;
+    }
+    static const std::set<std::string> kValued = {"--profile", "--abi",   "--iterations",
+                                                  "--cpus",    "--exits", "--junit",
+                                                  "--json",    "--torn-seconds",
+                                                  "--random-ecx", "--seed"};
+    std::string name = a;
+    if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+    } else if (kValued.count(a)) {
+      if (i + 1 >= args.size()) return a + " needs a value";
+      value = args[++i];
+    }
+    if (!kValued.count(name)) return "unknown flag " + a;
+    if (name == "--profile" || name == "--abi") {
+      if (!ProfileByName(value)) return "unknown profile " + value + " (sjsu or f22)";
+      o->profile = value;
+    } else if (name == "--iterations") {
+      if (!ParseU64(value, &o->iterations) || o->iterations == 0)
+        return "--iterations needs a positive integer, not " + value;
+    } else if (name == "--cpus") {
+      if (value.empty()) return "--cpus needs N or a list";
+      o->cpus = value;
+    } else if (name == "--exits") {
+      o->exits.clear();
+      for (const std::string& e : Split(value, ',')) {
+        auto id = GuestExitByName(e);
+        if (!id) return "unknown exit type " + e + " (see --help)";
+        if (std::find(o->exits.begin(), o->exits.end(), *id) == o->exits.end())
+          o->exits.push_back(*id);
+      }
+    } else if (name == "--junit") {
+      o->junit = value;
+    } else if (name == "--json") {
+      o->json = value;
+    } else if (name == "--torn-seconds") {
+      char* end = nullptr;
+      o->torn_seconds = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end || o->torn_seconds <= 0)
+        return "--torn-seconds needs a positive number, not " + value;
+    } else if (name == "--random-ecx") {
+      uint64_t v;
+      if (!ParseU64(value, &v) || v > 1'000'000) return "--random-ecx needs 0..1000000";
+      o->random_ecx = static_cast<uint32_t>(v);
+    } else if (name == "--seed") {
+      if (!ParseU64(value, &o->seed)) return "--seed needs an integer";
+    }
+  }
+  if (o->exits.empty())
+    for (const auto& r : GuestExits()) o->exits.push_back(r.id);
+  if (!o->junit.empty()) o->passthrough.push_back("--gtest_output=xml:" + o->junit);
+  return "";
+}
+
+std::string ResolveCpus(const std::string& spec, const std::vector<int>& online,
+                        std::vector<int>* out) {
+  out->clear();
+  if (spec.empty()) {
+    *out = online;
+    return online.empty() ? "no online CPUs" : "";
+  }
+  uint64_t n;
+  if (spec.find_first_of(",-") == std::string::npos && ParseU64(spec, &n)) {
+    if (n == 0 || n > online.size())
+      return "--cpus " + spec + ": " + std::to_string(online.size()) + " CPUs are online";
+    out->assign(online.begin(), online.begin() + static_cast<long>(n));
+    return "";
+  }
+  std::set<int> chosen;
+  for (const std::string& part : Split(spec, ',')) {
+    auto dash = part.find('-');
+    uint64_t lo, hi;
+    if (dash == std::string::npos) {
+      if (!ParseU64(part, &lo)) return "--cpus: bad element " + part;
+      hi = lo;
+    } else if (!ParseU64(part.substr(0, dash), &lo) || !ParseU64(part.substr(dash + 1), &hi) ||
+               hi < lo) {
+      return "--cpus: bad range " + part;
+    }
+    for (uint64_t c = lo; c <= hi; ++c) {
+      if (std::find(online.begin(), online.end(), static_cast<int>(c)) == online.end())
+        return "--cpus: CPU " + std::to_string(c) + " is not online";
+      chosen.insert(static_cast<int>(c));
+    }
+  }
+  out->assign(chosen.begin(), chosen.end());
+  return "";
+}
+
+}  // namespace exitstats::guest
