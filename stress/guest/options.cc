@@ -52,6 +52,9 @@ std::string Usage() {
          "                        once the cycle values' low halves have wrapped)\n"
          "  --random-ecx N        random sub-leaves in the conformance sweep (default 4096)\n"
          "  --seed N              seed for those (default 1)\n"
+         "  --dry-run             run only the triggers on every selected vCPU and print\n"
+         "                        ops and rates (works on any host; checks nothing;\n"
+         "                        exit 0, or 3 if a trigger is unavailable, 1 on error)\n"
          "  --help                this text\n"
          "GoogleTest flags (--gtest_filter=..., --gtest_list_tests, ...) pass through.\n"
          "\n"
@@ -70,6 +73,10 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
     }
     if (a == "--help" || a == "-h") {
       o->help = true;
+      continue;
+    }
+    if (a == "--dry-run") {
+      o->dry_run = true;
       continue;
     }
     static const std::set<std::string> kValued = {"--profile", "--abi",   "--iterations",

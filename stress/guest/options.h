@@ -20,6 +20,7 @@ struct Options {
   uint64_t seed = 1;
   uint32_t random_ecx = 4096;
   bool help = false;
+  bool dry_run = false;  // run the triggers only, no host needed
   std::vector<std::string> passthrough;  // --gtest_* and the like, for InitGoogleTest
 };
 
