@@ -31,6 +31,8 @@ inline constexpr uint32_t kHostWide = 1u << 0;
 inline constexpr uint32_t kSvm = 1u << 1;
 inline constexpr uint32_t kVmx = 1u << 2;
 inline constexpr uint32_t kF22 = 1u << 3;
+// kvm.exit_stats_seed is set (test only): per-reason/raw counts start at it.
+inline constexpr uint32_t kSeeded = 1u << 4;
 }  // namespace flag
 
 // Where a course profile puts each of its four statistics.
