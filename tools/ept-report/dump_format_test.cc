@@ -1,0 +1,141 @@
+// Tests of the dump decoding, deltas, text format and checks, on synthetic
+// guest buffers laid out as guest.S writes them.
+#include "dump_format.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "exitstats/reasons.h"
+
+namespace exitdump {
+namespace {
+
+// A guest buffer: 16 bytes per CPUID in guest.S order.
+struct Buffer {
+  std::vector<uint8_t> bytes = std::vector<uint8_t>(16 * (3 + 2 * kReasons));
+  void Put(size_t i, exitstats::Regs r) { std::memcpy(bytes.data() + 16 * i, &r, 16); }
+  void Reason(uint32_t r, uint64_t exits, uint64_t cycles) {
+    const uint32_t edx = exitstats::IsDefined(r) ? 0 : exitstats::kUndefinedReasonEdx;
+    Put(3 + 2 * r, {0, uint32_t(exits >> 32), uint32_t(exits), edx});
+    Put(4 + 2 * r, {0, uint32_t(cycles >> 32), uint32_t(cycles), 0});
+  }
+  Buffer() {
+    Put(0, {exitstats::kSignature, exitstats::kAbiVersion, 77, exitstats::flag::kVmx});
+    for (uint32_t r = 0; r < kReasons; r++) Reason(r, 0, 0);
+  }
+  void Totals(uint64_t exits, uint64_t cycles) {
+    Put(1, {0, uint32_t(exits >> 32), uint32_t(exits), 0});
+    Put(2, {uint32_t(exits), uint32_t(cycles >> 32), uint32_t(cycles), 0});
+  }
+};
+
+TEST(Dump, DecodesHiLoAndPositions) {
+  // Catches EBX/ECX swapped, or reason r read from the wrong slot.
+  Buffer b;
+  b.Totals(0x100000005ull, 0x200000007ull);
+  b.Reason(48, 0x300000009ull, 0x40000000Bull);
+  Dump d = Dump::FromGuest(b.bytes.data());
+  EXPECT_EQ(d.total_exits, 0x100000005ull);
+  EXPECT_EQ(d.total_cycles, 0x200000007ull);
+  EXPECT_EQ(d.reasons[48].exits, 0x300000009ull);
+  EXPECT_EQ(d.reasons[48].cycles, 0x40000000Bull);
+  EXPECT_EQ(d.reasons[47].exits, 0u);
+  EXPECT_EQ(d.reasons[35].edx, exitstats::kUndefinedReasonEdx);
+  EXPECT_EQ(d.discovery.eax, exitstats::kSignature);
+}
+
+// A workload run as the real thing would report it.
+struct Scenario {
+  Meta meta{"ept", "vmx", "sjsu", 100, 50, 10, 1.0, 100};
+  Buffer before, after;
+  Scenario() {
+    before.Totals(1000, 500000);
+    before.Reason(10, 900, 400000);
+    before.Reason(1, 100, 100000);
+    const uint64_t n = meta.iterations;
+    // After: the workload's exits plus one snapshot's CPUIDs.
+    after.Reason(10, 900 + n + kDumpCpuids, 400000 + (n + kDumpCpuids) * 100);
+    after.Reason(1, 103, 100300);
+    after.Reason(12, n, n * 100);
+    after.Reason(18, n, n * 100);
+    after.Reason(30, n, n * 100);
+    after.Reason(31, n, n * 100);
+    after.Reason(32, n, n * 100);
+    after.Reason(48, 60, 6000);
+    const uint64_t added = n + kDumpCpuids + 3 + 5 * n + 60;
+    const uint64_t added_cycles = (n + kDumpCpuids) * 100 + 300 + 5 * n * 100 + 6000;
+    after.Totals(1000 + added, 500000 + added_cycles);
+  }
+  Delta delta() const {
+    return Subtract(Dump::FromGuest(before.bytes.data()), Dump::FromGuest(after.bytes.data()));
+  }
+};
+
+bool Passed(const std::vector<CheckResult>& cs, const std::string& name) {
+  for (const auto& c : cs)
+    if (c.name == name) return c.pass;
+  ADD_FAILURE() << "no check " << name;
+  return false;
+}
+
+TEST(Check, GoodRunPasses) {
+  Scenario run;
+  for (const auto& c : Check(run.meta, run.delta())) EXPECT_TRUE(c.pass) << c.name << ": " << c.detail;
+}
+
+TEST(Check, LostHltCountIsCaught) {
+  Scenario run;
+  run.after.Reason(12, run.meta.iterations - 1, 0);
+  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "hlt"));
+}
+
+TEST(Check, SnapshotCpuidsAreAccountedExactly) {
+  // Catches a wrong kDumpCpuids (or a dump that forgets its own exits).
+  Scenario run;
+  run.after.Reason(10, 900 + run.meta.iterations, 0);
+  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "cpuid"));
+}
+
+TEST(Check, TooFewEptViolationsUnderEpt) {
+  Scenario run;
+  run.after.Reason(48, run.meta.touch_pages - 1, 0);
+  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "first-touch"));
+}
+
+TEST(Check, ShadowModeWantsNoEptViolationsButPageFaults) {
+  Scenario run;
+  run.meta.mode = "shadow";
+  auto cs = Check(run.meta, run.delta());
+  EXPECT_FALSE(Passed(cs, "no-ept-violations"));  // 60 EPT violations in shadow mode
+  EXPECT_FALSE(Passed(cs, "shadow-page-faults"));  // reason 0 did not move
+}
+
+TEST(Check, UndefinedMarkerMustMatchTheSdm) {
+  // Catches a patch that answers reserved reason 35 as defined.
+  Scenario run;
+  run.after.Put(3 + 2 * 35, {0, 0, 0, 0});
+  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "undefined-marked"));
+}
+
+TEST(Check, TotalMustMatchSumOfReasons) {
+  // Catches a total that misses exits (e.g. a fastpath not counted in it).
+  Scenario run;
+  run.after.Totals(1000 + 100, 10);
+  auto cs = Check(run.meta, run.delta());
+  EXPECT_FALSE(Passed(cs, "total-is-sum-of-reasons"));
+  EXPECT_FALSE(Passed(cs, "cycles-are-sum-of-reasons"));
+}
+
+TEST(Format, ListsDefinedReasonsOnlyWithDeltas) {
+  Scenario run;
+  const std::string text = Format(run.meta, run.delta());
+  EXPECT_NE(text.find("meta\tmode\tept\n"), std::string::npos);
+  EXPECT_NE(text.find("reason\t12\tHLT\t100\t10000\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("reason\t1\tEXTERNAL_INTERRUPT\t3\t300\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("reason\t35\t"), std::string::npos) << "35 is reserved";
+}
+
+}  // namespace
+}  // namespace exitdump
