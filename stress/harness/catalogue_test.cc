@@ -1,0 +1,239 @@
+// The exit catalogue on the /dev/kvm harness, parameterised over catalogue
+// rows and vCPU counts (Catalogue/ExitTest.<Check>/cpuid_4vcpu).
+//
+// Each (payload, vCPUs) runs once per process; the tests below check
+// different aspects of that run. What each check catches:
+//   GuestCompletesEveryOp      a payload loop or ucall/snapshot protocol bug
+//   VmmSeesEveryExit           exits lost or invented on the way to user space
+//   KvmStatRoseByTheWork       the harness driving fewer exits than it claims
+//   PatchedTotalsEqualKvmExits a patch that misses, doubles or loses exits
+//                              (fastpath, concurrency) vs KVM's own `exits`
+//   PatchedReasonsMatchTheWork a patch that files exits under a wrong reason
+//                              or misses a reason
+#include <gtest/gtest.h>
+
+#include <linux/kvm.h>
+
+#include <string>
+
+#include "exitstats/catalogue.h"
+#include "harness/payload.h"
+#include "harness_env.h"
+
+namespace harness_test {
+namespace {
+
+using harness::PayloadSpec;
+using harness::RunResult;
+using harness::VmmSees;
+
+struct Param {
+  const PayloadSpec* spec;
+  uint32_t vcpus;
+};
+
+std::string ParamName(const testing::TestParamInfo<Param>& p) {
+  return std::string(p.param.spec->name) + "_" + std::to_string(p.param.vcpus) + "vcpu";
+}
+
+std::vector<Param> Params(bool primary) {
+  std::vector<Param> out;
+  for (const PayloadSpec& s : harness::Payloads()) {
+    bool is_primary = &harness::PayloadFor(s.kind) == &s;
+    if (is_primary != primary) continue;
+    for (uint32_t n : {1u, 2u, 4u}) out.push_back({&s, n});
+  }
+  return out;
+}
+
+class ExitTest : public testing::TestWithParam<Param> {
+ protected:
+  const PayloadSpec& spec() const { return *GetParam().spec; }
+  uint32_t vcpus() const { return GetParam().vcpus; }
+  const exitstats::ExitType& exit_type() const { return exitstats::Lookup(spec().kind); }
+  // "exit cpuid (SDM 10) on vCPU 2 of 4"
+  std::string Where(uint32_t vcpu) const {
+    return "exit " + std::string(spec().name) + " (SDM " +
+           std::to_string(exit_type().sdm_reason) + ") on vCPU " + std::to_string(vcpu) +
+           " of " + std::to_string(vcpus());
+  }
+
+  // Runs (or fetches) this parameter's run; nullptr after a skip or failure.
+  const RunResult* RunOrSkip() {
+    std::string why;
+    const harness::Kvm* kvm = KvmOrWhy(&why);
+    if (!kvm) {
+      skip_ = why;
+      return nullptr;
+    }
+    if (auto u = harness::Unsupported(spec(), *kvm)) {
+      skip_ = *u;
+      return nullptr;
+    }
+    const HostFacts* facts = Facts(&why);
+    if (!facts) {
+      ADD_FAILURE() << why;
+      return nullptr;
+    }
+    if (spec().kind == exitstats::ExitKind::kVmcall) {
+      if (auto broken = HypercallBroken()) {
+        if (!facts->patched) {
+          skip_ = *broken;
+          return nullptr;
+        }
+        ADD_FAILURE() << *broken << " (on a patched host this is a failure)";
+        return nullptr;
+      }
+    }
+    const RunOrError& r = CachedRun(spec(), vcpus());
+    if (auto* e = std::get_if<std::string>(&r)) {
+      ADD_FAILURE() << "payload " << spec().name << " on " << vcpus() << " vCPUs: " << *e;
+      return nullptr;
+    }
+    const RunResult& rr = std::get<RunResult>(r);
+    RecordProperty("wall_seconds", std::to_string(rr.wall_seconds));
+    RecordProperty("iterations_per_vcpu", std::to_string(rr.iterations));
+    return &rr;
+  }
+  std::string skip_;
+};
+
+#define RUN_OR_SKIP(var)                               \
+  const RunResult* var = RunOrSkip();                  \
+  if (!var) {                                          \
+    if (!skip_.empty()) GTEST_SKIP() << skip_;         \
+    return;                                            \
+  }
+
+TEST_P(ExitTest, GuestCompletesEveryOp) {
+  RUN_OR_SKIP(r);
+  int t = harness::TrackedIndex(exit_type().sdm_reason);
+  ASSERT_GE(t, 0);
+  for (const auto& v : r->vcpus) {
+    EXPECT_EQ(v.guest_ops, r->iterations) << Where(v.vcpu) << ": guest loop operations";
+    EXPECT_GT(v.tsc_cycles, 0u) << Where(v.vcpu) << ": guest TSC did not advance";
+    // The guest's deliberate-exit bookkeeping over the measured interval
+    // (which the exact checks rely on) includes every loop operation.
+    EXPECT_GE(v.deliberate[t], r->iterations)
+        << Where(v.vcpu) << ": deliberate " << harness::TrackedName(t) << " exits";
+  }
+}
+
+TEST_P(ExitTest, VmmSeesEveryExit) {
+  if (spec().vmm_sees == VmmSees::kNothing)
+    GTEST_SKIP() << spec().name << " is handled inside KVM; this VMM does not see it";
+  RUN_OR_SKIP(r);
+  if (r->vmm_sees == VmmSees::kNothing)
+    GTEST_SKIP() << spec().name
+                 << ": KVM lacks KVM_CAP_X86_USER_SPACE_MSR/KVM_CAP_X86_MSR_FILTER, so the "
+                    "MSR is not routed to user space";
+  for (const auto& v : r->vcpus)
+    EXPECT_EQ(v.host_seen, r->iterations)
+        << Where(v.vcpu) << ": user-space exits the VMM handled, expected " << r->iterations
+        << " observed " << v.host_seen;
+}
+
+TEST_P(ExitTest, KvmStatRoseByTheWork) {
+  RUN_OR_SKIP(r);
+  std::string error;
+  const HostFacts* facts = Facts(&error);
+  ASSERT_TRUE(facts) << error;
+  // Exits that reach user space are each a KVM exit, batching or not.
+  if (r->vmm_sees != VmmSees::kNothing) {
+    for (const auto& v : r->vcpus)
+      EXPECT_GE(v.stats.at("exits"), v.host_seen)
+          << Where(v.vcpu) << ": `exits` stat vs exits the VMM handled";
+  }
+
+  std::string stat(exit_type().kvm_stat);
+  if (stat == "exits") {
+    if (r->vmm_sees != VmmSees::kNothing) return;  // checked above, exactly what is knowable
+    if (facts->batched()) GTEST_SKIP() << facts->BatchingReason();
+  } else if (auto why = StatUnmaintained(spec(), stat)) {
+    GTEST_SKIP() << *why;
+  }
+  for (const auto& v : r->vcpus)
+    EXPECT_GE(v.stats.at(stat), v.guest_ops)
+        << Where(v.vcpu) << ": KVM stat `" << stat << "` rose by " << v.stats.at(stat)
+        << ", expected at least " << v.guest_ops;
+}
+
+TEST_P(ExitTest, PatchedTotalsEqualKvmExits) {
+  RUN_OR_SKIP(r);
+  if (!r->vm) {
+    std::string error;
+    const HostFacts* facts = Facts(&error);
+    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
+  }
+  const harness::VmCheck& c = *r->vm;
+  RecordProperty("snapshot_retries", c.retries);
+  if (c.discovery.host_wide()) {
+    // Other VMs' exits are in the totals too: only a lower bound holds.
+    EXPECT_GE(c.patch.total64, c.stats_exits) << "host-wide totals (exit_stats_host_wide=1)";
+    return;
+  }
+  EXPECT_EQ(c.patch.total64, c.stats_exits)
+      << "exit " << spec().name << " on " << vcpus()
+      << " vCPUs: patch total delta (leaf 0x4FFFFFF1) vs sum of the vCPUs' `exits` deltas";
+  EXPECT_EQ(c.patch.total32, static_cast<uint32_t>(c.stats_exits))
+      << "exit " << spec().name << " on " << vcpus() << " vCPUs: profile "
+      << config().profile.name << " total-exits leaf delta vs sum of `exits` deltas";
+}
+
+TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
+  RUN_OR_SKIP(r);
+  if (!r->vm) {
+    std::string error;
+    const HostFacts* facts = Facts(&error);
+    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
+  }
+  const harness::VmCheck& c = *r->vm;
+  bool exact = !c.discovery.host_wide();
+  for (int t = 0; t < HARNESS_NR_TRACKED; t++) {
+    uint32_t reason = harness::kTrackedReasons[t];
+    std::string what = "exit " + std::string(spec().name) + " on " + std::to_string(vcpus()) +
+                       " vCPUs, SDM reason " + std::to_string(reason) + " (" +
+                       std::string(harness::TrackedName(t)) + ")";
+    EXPECT_EQ(c.patch.reason_edx[t], 0u) << what << ": per-reason leaf says undefined";
+    // Deliberate exits are all there is of these reasons in a ring-0 guest
+    // with nothing else running: exact. External interrupts are the host's
+    // business, and a first touch may take more than one exit: bounds.
+    bool deterministic = reason != 1 && reason != 48;
+    if (deterministic && exact) {
+      EXPECT_EQ(c.patch.reason64[t], c.deliberate[t])
+          << what << ": leaf 0x4FFFFFF2 delta vs the guest's deliberate exits";
+      EXPECT_EQ(c.patch.reason32[t], static_cast<uint32_t>(c.deliberate[t]))
+          << what << ": profile " << config().profile.name << " per-reason leaf delta";
+    } else {
+      EXPECT_GE(c.patch.reason64[t], c.deliberate[t]) << what << ": lower bound";
+    }
+  }
+  // The work itself, by vCPU: the VM-wide reason count seen around each
+  // vCPU's own loop covers at least that loop.
+  int t = harness::TrackedIndex(exit_type().sdm_reason);
+  for (const auto& v : r->vcpus) {
+    ASSERT_TRUE(v.leaves);
+    EXPECT_GE(v.leaves->reason64[t], v.guest_ops)
+        << Where(v.vcpu) << ": per-reason delta around its own loop";
+    EXPECT_GE(v.leaves->total64, v.guest_ops) << Where(v.vcpu) << ": total around its own loop";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Catalogue, ExitTest, testing::ValuesIn(Params(true)), ParamName);
+INSTANTIATE_TEST_SUITE_P(Variants, ExitTest, testing::ValuesIn(Params(false)), ParamName);
+
+// Every catalogue row has a payload (adding a row without one fails here).
+TEST(PayloadTable, CoversTheCatalogue) {
+  for (const exitstats::ExitType& e : exitstats::Catalogue()) {
+    const PayloadSpec* p = nullptr;
+    EXPECT_NO_THROW(p = &harness::PayloadFor(e.kind)) << e.name;
+    if (p) {
+      EXPECT_EQ(p->name, e.name);
+      EXPECT_GE(harness::TrackedIndex(e.sdm_reason), 0)
+          << e.name << ": SDM reason " << e.sdm_reason << " is not tracked by the guest";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace harness_test

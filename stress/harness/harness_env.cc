@@ -1,0 +1,173 @@
+#include "harness_env.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace harness_test {
+
+using harness::PayloadSpec;
+using harness::RunResult;
+
+Config& config() {
+  static Config c;
+  return c;
+}
+
+namespace {
+bool SetProfile(std::string_view v, std::string* error) {
+  auto p = exitstats::ProfileByName(v);
+  if (!p) {
+    *error = "unknown ABI profile '" + std::string(v) + "' (sjsu or f22)";
+    return false;
+  }
+  config().profile = *p;
+  return true;
+}
+bool SetScale(std::string_view v, std::string* error) {
+  char* end = nullptr;
+  std::string s(v);
+  double d = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || *end || !(d > 0)) {
+    *error = "bad iterations scale '" + s + "' (a positive number)";
+    return false;
+  }
+  config().scale = d;
+  return true;
+}
+}  // namespace
+
+bool ParseOptions(int* argc, char** argv, std::string* error) {
+  if (const char* e = getenv("HARNESS_ABI_PROFILE"); e && !SetProfile(e, error)) return false;
+  if (const char* e = getenv("HARNESS_ITERATIONS_SCALE"); e && !SetScale(e, error)) return false;
+  int out = 1;
+  for (int i = 1; i < *argc; i++) {
+    std::string_view a = argv[i];
+    if (a.starts_with("--abi-profile=")) {
+      if (!SetProfile(a.substr(14), error)) return false;
+    } else if (a.starts_with("--iterations-scale=")) {
+      if (!SetScale(a.substr(19), error)) return false;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  return true;
+}
+
+const harness::Kvm* KvmOrWhy(std::string* why) {
+  static std::string reason;
+  static std::optional<harness::Kvm> kvm = harness::Kvm::TryOpen(&reason);
+  if (!kvm) *why = reason;
+  return kvm ? &*kvm : nullptr;
+}
+
+uint64_t Iterations(const PayloadSpec& spec) {
+  double n = static_cast<double>(spec.iterations) * config().scale;
+  return n < 1 ? 1 : static_cast<uint64_t>(n);
+}
+
+namespace {
+harness::RunOptions Options() {
+  harness::RunOptions o;
+  o.profile = config().profile;
+  return o;
+}
+
+RunOrError Run(const PayloadSpec& spec, uint32_t vcpus, uint64_t iterations,
+               const harness::RunOptions& o) {
+  std::string why;
+  const harness::Kvm* kvm = KvmOrWhy(&why);
+  if (!kvm) return why;
+  try {
+    return harness::RunPayload(*kvm, spec, vcpus, iterations, o);
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+}
+}  // namespace
+
+const RunOrError& CachedRun(const PayloadSpec& spec, uint32_t vcpus) {
+  static std::map<std::pair<std::string, uint32_t>, RunOrError> cache;
+  auto key = std::make_pair(std::string(spec.name), vcpus);
+  auto it = cache.find(key);
+  if (it == cache.end())
+    it = cache.emplace(key, Run(spec, vcpus, Iterations(spec), Options())).first;
+  return it->second;
+}
+
+std::string HostFacts::BatchingReason() const {
+  return "this host batches exits (" + std::to_string(cpuid_probe_ops) +
+         " CPUIDs in a ring-0 guest raised the `exits` stat by only " +
+         std::to_string(cpuid_probe_exits) +
+         "), so one-exit-per-instruction checks cannot hold here";
+}
+
+std::string HostFacts::AbsenceReason() const {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "host KVM has no exit-statistics leaves (unpatched): CPUID 0x%08X in the guest "
+                "answered %08x %08x %08x %08x, not signature 0x%08X version %u",
+                exitstats::leaf::kDiscovery, discovery.eax, discovery.ebx, discovery.ecx,
+                discovery.edx, exitstats::kSignature, exitstats::kAbiVersion);
+  return buf;
+}
+
+const HostFacts* Facts(std::string* error) {
+  static std::optional<HostFacts> facts;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // 1000 CPUIDs on one vCPU: one exit each unless the host batches them.
+    constexpr uint64_t kOps = 1000;
+    RunOrError r = Run(harness::PayloadFor(exitstats::ExitKind::kCpuid), 1, kOps, Options());
+    if (auto* e = std::get_if<std::string>(&r)) {
+      failure = "host probe (1000 CPUIDs on 1 vCPU) failed: " + *e;
+      return;
+    }
+    const RunResult& rr = std::get<RunResult>(r);
+    HostFacts f;
+    f.discovery = rr.discovery;
+    f.patched = rr.leaves;
+    f.cpuid_probe_ops = kOps;
+    f.cpuid_probe_exits = rr.vcpus[0].stats.at("exits");
+    facts = f;
+  });
+  if (!facts) *error = failure;
+  return facts ? &*facts : nullptr;
+}
+
+std::optional<std::string> StatUnmaintained(const PayloadSpec& spec, const std::string& stat) {
+  static std::map<std::string, std::optional<std::string>> cache;
+  std::string key = std::string(spec.name) + "/" + stat;
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  constexpr uint64_t kOps = 200;
+  RunOrError r = Run(spec, 1, kOps, Options());
+  std::optional<std::string> result;
+  if (auto* rr = std::get_if<RunResult>(&r)) {
+    auto it = rr->vcpus[0].stats.find(stat);
+    if (it == rr->vcpus[0].stats.end())
+      result = "this KVM has no `" + stat + "` stat";
+    else if (it->second == 0)
+      result = "this KVM does not maintain `" + stat + "`: " + std::to_string(kOps) + " " +
+               std::string(spec.name) + " operations on 1 vCPU left it at +0";
+  }  // a failed probe run: the test's own run reports the error
+  cache[key] = result;
+  return result;
+}
+
+std::optional<std::string> HypercallBroken() {
+  static std::optional<std::string> result;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    harness::RunOptions o = Options();
+    o.timeout = std::chrono::seconds(2);
+    RunOrError r = Run(harness::PayloadFor(exitstats::ExitKind::kVmcall), 1, 1, o);
+    if (auto* e = std::get_if<std::string>(&r); e && e->find("timeout") != std::string::npos)
+      result = "this KVM never completes VMCALL/VMMCALL from a ring-0 guest: one hypercall "
+               "did not return within 2 s";
+  });
+  return result;
+}
+
+}  // namespace harness_test

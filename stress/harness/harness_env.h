@@ -1,0 +1,65 @@
+// Shared state of harness_test: options, the /dev/kvm handle, cached payload
+// runs and the host facts that decide skips (batching, unmaintained stats).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "exitstats/abi.h"
+#include "harness/payload.h"
+
+namespace harness_test {
+
+struct Config {
+  exitstats::Profile profile = exitstats::kSjsu;  // --abi-profile / HARNESS_ABI_PROFILE
+  double scale = 1.0;  // --iterations-scale / HARNESS_ITERATIONS_SCALE
+};
+Config& config();
+// Parses (and removes) our flags after InitGoogleTest; env vars first.
+// Returns false with *error set on a bad value.
+bool ParseOptions(int* argc, char** argv, std::string* error);
+
+// The KVM handle, or nullptr with the reason in *why.
+const harness::Kvm* KvmOrWhy(std::string* why);
+
+// Per-vCPU iterations for a spec after scaling (at least 1).
+uint64_t Iterations(const harness::PayloadSpec& spec);
+
+// One run per (spec, vCPU count) per process, shared by every test that
+// checks a different aspect of it. Holds the error message if it threw.
+using RunOrError = std::variant<harness::RunResult, std::string>;
+const RunOrError& CachedRun(const harness::PayloadSpec& spec, uint32_t vcpus);
+
+// Facts about this host, measured once.
+struct HostFacts {
+  exitstats::Regs discovery;       // CPUID 0x4FFFFFF0 inside a guest
+  bool patched = false;            // signature and version answered
+  uint64_t cpuid_probe_ops = 0;    // CPUIDs in the batching probe
+  uint64_t cpuid_probe_exits = 0;  // `exits` stat delta they produced
+  bool batched() const { return cpuid_probe_exits < cpuid_probe_ops; }
+  std::string BatchingReason() const;
+  std::string AbsenceReason() const;  // why the patched-host checks skip
+};
+// nullopt (and *error) if even the probe run failed.
+const HostFacts* Facts(std::string* error);
+
+// Whether this KVM maintains `stat` at all: nullopt if it does, else the skip
+// reason (probe: `spec` on 1 vCPU left the stat unchanged).
+std::optional<std::string> StatUnmaintained(const harness::PayloadSpec& spec,
+                                            const std::string& stat);
+
+// nullopt if a single hypercall completes; else why not (timeout).
+std::optional<std::string> HypercallBroken();
+
+}  // namespace harness_test
+
+// Skips the current test when /dev/kvm is missing.
+#define HARNESS_REQUIRE_KVM()                                               \
+  do {                                                                      \
+    std::string why_;                                                       \
+    if (!::harness_test::KvmOrWhy(&why_)) GTEST_SKIP() << why_;             \
+  } while (0)

@@ -1,0 +1,26 @@
+// harness_test: gtest main plus our options (flags win over environment):
+//   --abi-profile=sjsu|f22      HARNESS_ABI_PROFILE      (default sjsu)
+//   --iterations-scale=X        HARNESS_ITERATIONS_SCALE (default 1; e.g. 0.1
+//                                                         under Bochs)
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "harness_env.h"
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);
+  std::string error;
+  if (!harness_test::ParseOptions(&argc, argv, &error)) {
+    std::fprintf(stderr, "harness_test: %s\n", error.c_str());
+    return 2;
+  }
+  for (int i = 1; i < argc; i++) {
+    std::fprintf(stderr, "harness_test: unknown argument %s\n", argv[i]);
+    return 2;
+  }
+  std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g\n",
+               std::string(harness_test::config().profile.name).c_str(),
+               harness_test::config().scale);
+  return RUN_ALL_TESTS();
+}
