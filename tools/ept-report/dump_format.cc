@@ -84,6 +84,14 @@ std::vector<CheckResult> Check(const Meta& m, const Delta& d) {
   exact("rdmsr", R::kRdmsr, n);
   exact("wrmsr", R::kWrmsr, n);
   exact("vmcall", R::kVmcall, m.vmcalls);
+  // Every workload exit takes time to handle, including those that go out
+  // to the VMM (HLT, I/O here): a patch that drops their cycles fails this.
+  std::string no_cycles;
+  for (uint32_t r : {R::kCpuid, R::kHlt, R::kIo, R::kRdmsr, R::kWrmsr, R::kVmcall})
+    if (d.reasons[r].exits > 0 && d.reasons[r].cycles == 0) no_cycles += " " + std::to_string(r);
+  out.push_back({"cycles-per-reason", no_cycles.empty(),
+                 no_cycles.empty() ? "every workload reason with exits has cycles > 0"
+                                   : "exits but no cycles for reasons" + no_cycles});
   const uint64_t ept = d.reasons[R::kEptViolation].exits;
   if (m.mode == "ept") {
     out.push_back({"first-touch", ept >= m.touch_pages,

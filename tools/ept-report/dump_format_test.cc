@@ -98,6 +98,13 @@ TEST(Check, SnapshotCpuidsAreAccountedExactly) {
   EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "cpuid"));
 }
 
+TEST(Check, ExitsWithoutCyclesAreCaught) {
+  // Catches a patch that drops the cycles of exits handled in userspace.
+  Scenario run;
+  run.after.Reason(30, run.meta.iterations, 0);
+  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "cycles-per-reason"));
+}
+
 TEST(Check, TooFewEptViolationsUnderEpt) {
   Scenario run;
   run.after.Reason(48, run.meta.touch_pages - 1, 0);
