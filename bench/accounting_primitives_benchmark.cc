@@ -124,7 +124,6 @@ void BM_CounterUpdate(benchmark::State& state) {
   state.counters["cycles_per_update"] = cycles;
   state.counters["ns_per_update"] = cycles * 1e9 / bench::TscHz();
   state.counters["overlap"] = samples.OverlapFraction();
-  state.counters["threads"] = n;
   const uint64_t expected = uint64_t(n) * uint64_t(samples.ops);
   const uint64_t got = S::Sum(*counters, n);
   // Fraction of updates that vanished (only the racy shared_plain may lose).

@@ -46,6 +46,13 @@ ANCHORS = {
 CYCLE_KEYS = ("cycles_per_exit", "host_cycles_per_exit", "cycles_per_update", "cycles_per_op")
 NS_KEYS = ("ns_per_exit", "ns_per_update", "ns_per_op")
 THREAD_KEYS = ("vcpus", "threads")
+# Counters shown as extra columns when a family has them.
+SIDE_COUNTERS = (
+    ("kvm_exits_per_op", "KVM exits/op"),
+    ("exits_per_op", "exits/op"),
+    ("host_cycles_per_exit", "host cycles/exit"),
+    ("host_share", "host share"),
+)
 TIME_TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -142,9 +149,6 @@ def load_bench(doc, path):
     for b in doc.get("benchmarks", []):
         run_name = b.get("run_name") or b.get("name", "")
         family, variant, threads = parse_name(run_name)
-        counters_threads = pick(b, THREAD_KEYS)
-        if counters_threads:
-            threads = int(counters_threads)
         row = rows.setdefault((family, variant, threads), Row(family, variant, threads))
         if b.get("error_occurred"):
             row.error = b.get("error_message", "error")
@@ -216,9 +220,19 @@ def bench_markdown(files, labels, args):
     rowsets = [rows for _, rows in files]
     families = sorted({k[0] for rows in rowsets for k in rows})
     for fam in families:
-        keys = sorted({k for rows in rowsets for k in rows if k[0] == fam},
-                      key=lambda k: (k[1], k[2]))
+        all_keys = {k for rows in rowsets for k in rows if k[0] == fam}
+        # Rows without a figure in any file are only listed as skipped.
+        keys = sorted((k for k in all_keys
+                       if any(k in rows and not rows[k].error and rows[k].value()[0] is not None
+                              for rows in rowsets)), key=lambda k: (k[1], k[2]))
+        skipped = {}  # message -> {row: [labels]}
+        for k in sorted(all_keys - set(keys), key=lambda k: (k[1], k[2])):
+            for rows, label in zip(rowsets, labels):
+                if k in rows and rows[k].error:
+                    skipped.setdefault(rows[k].error, {}).setdefault(f"{k[1]} x{k[2]}", []).append(label)
         out.append(f"\n### {fam}\n")
+        if not keys:
+            out.append("No figures.")
         head = ["variant", "threads"]
         for i, label in enumerate(labels):
             head += [f"{label} cycles", f"{label} ns", f"{label} cv"]
@@ -228,8 +242,13 @@ def bench_markdown(files, labels, args):
             head.append("spread")
         if any(anchor_note(r) for rows in rowsets for k, r in rows.items() if k[0] == fam):
             head.append("vs published")
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
+        # Side counters of the first file that explain the figure.
+        side = [(c, title) for c, title in SIDE_COUNTERS
+                if any(c in r.counters for k, r in rowsets[0].items() if k[0] == fam)]
+        head += [f"{labels[0]} {title}" for _, title in side]
+        if keys:
+            out.append("| " + " | ".join(head) + " |")
+            out.append("|" + "---|" * len(head))
         for k in keys:
             cells = [k[1], str(k[2])]
             base = rowsets[0].get(k)
@@ -252,7 +271,8 @@ def bench_markdown(files, labels, args):
                 if i:
                     ratio = v / base_v[0] if base_v[0] and v is not None and unit == base_v[1] else None
                     cells.append("-" if ratio is None else f"{ratio:.3f}")
-                    if args.target_overhead is not None and ratio is not None and k[1] == "cpuid":
+                    if (args.target_overhead is not None and ratio is not None and k[1] == "cpuid"
+                            and fam.startswith(("BM_GuestExit", "BM_Ring0Exit"))):
                         ok = ratio <= 1 + args.target_overhead / 100
                         cells[-1] += " ok" if ok else " OVER"
                         failed |= not ok
@@ -268,9 +288,16 @@ def bench_markdown(files, labels, args):
                     cells.append("-")
             if "vs published" in head:
                 cells.append(anchor or "-")
+            for c, _ in side:
+                vals = base.counters.get(c) if base and not base.error else None
+                cells.append(fmt(statistics.median(vals)) if vals else "-")
             out.append("| " + " | ".join(cells) + " |")
             for label, e in errors:
-                out.append(f"\n> {fam}/{k[1]} x{k[2]} skipped on {label}: {e}\n")
+                skipped.setdefault(e, {}).setdefault(f"{k[1]} x{k[2]}", []).append(label)
+        for msg, rows_ in skipped.items():
+            where = ", ".join(f"{r}" + ("" if len(ls) == len(labels) else f" ({'/'.join(ls)})")
+                              for r, ls in rows_.items())
+            out.append(f"\n> {fam} skipped: {where}: {msg}")
         extra = extra_counters(rowsets[0], keys)
         if extra:
             out.append("")

@@ -5,7 +5,12 @@
 // cycles per operation, on 1, 2, ... all vCPUs at once.
 //
 // Counters per row:
-//   cycles_per_exit     median over vCPUs of guest TSC cycles per operation
+//   cycles_per_exit     median over vCPUs of guest TSC cycles per operation,
+//                       the least of --runs_per_point runs: the guest loop is
+//                       timed in wall-clock TSC, so on a shared machine a run
+//                       whose vCPU thread was preempted reads high; the
+//                       fastest of a few runs is the undisturbed one
+//   cycles_per_exit_median  the median of those runs, for comparison
 //   ns_per_exit         the same in ns (TSC rate measured here)
 //   kvm_exits_per_op    KVM's own `exits` stat delta per operation: 1 on
 //                       hardware VMX/SVM for one-exit-per-op payloads; far
@@ -34,9 +39,13 @@ namespace {
 
 struct Flags {
   int max_vcpus = 0;
-  double cycle_budget = double(1ull << 27);  // kvm-unit-tests uses 2^30
+  // kvm-unit-tests uses 2^30 cycles per loop; on a shared 2-CPU machine a
+  // loop that long is always preempted, so the default is short and the
+  // fastest of several runs counts (pass 2^30 on quiet hardware).
+  double cycle_budget = double(1ull << 22);
   uint64_t max_iterations = 1ull << 24;
   int timeout_s = 60;  // per payload run; a hung payload is skipped, not waited for
+  int runs_per_point = 9;
 };
 Flags g_flags;
 
@@ -52,7 +61,8 @@ uint64_t Calibrate(const harness::PayloadSpec& spec, const harness::RunOptions& 
   uint64_t n = 16;
   for (;;) {
     harness::RunResult r = harness::RunPayload(*g_kvm, spec, 1, n, opt);
-    if (double(r.vcpus.at(0).tsc_cycles) >= g_flags.cycle_budget || n >= g_flags.max_iterations) break;
+    if (double(r.vcpus.at(0).tsc_cycles) >= g_flags.cycle_budget || n >= g_flags.max_iterations)
+      break;
     n *= 2;
   }
   cache[std::string(spec.name)] = n;
@@ -67,6 +77,7 @@ void BM_Ring0Exit(benchmark::State& state, const harness::PayloadSpec* spec) {
   }
   harness::RunOptions opt;
   opt.timeout = std::chrono::seconds(g_flags.timeout_s);
+  std::vector<double> run_cycles;
   double cycles_sum = 0, kvm_exits = 0, ops_sum = 0, host_cycles = 0, host_exits = 0,
          leaf_exits = 0, runs = 0;
   bool leaves = false;
@@ -74,32 +85,41 @@ void BM_Ring0Exit(benchmark::State& state, const harness::PayloadSpec* spec) {
   try {
     iters = Calibrate(*spec, opt);
     for (auto _ : state) {
-      harness::RunResult r = harness::RunPayload(*g_kvm, *spec, n, iters, opt);
-      std::vector<double> per_op;
-      double loop_ns = 0;
-      for (const harness::VcpuResult& v : r.vcpus) {
-        if (!v.guest_ops) continue;
-        per_op.push_back(double(v.tsc_cycles) / double(v.guest_ops));
-        loop_ns += double(v.tsc_cycles) * 1e9 / bench::TscHz();
-        ops_sum += double(v.guest_ops);
-        auto e = v.stats.find("exits");
-        if (e != v.stats.end()) kvm_exits += double(e->second);
+      double best = 0, best_ns = 0;
+      for (int k = 0; k < g_flags.runs_per_point; ++k) {
+        harness::RunResult r = harness::RunPayload(*g_kvm, *spec, n, iters, opt);
+        std::vector<double> per_op;
+        double loop_ns = 0;
+        for (const harness::VcpuResult& v : r.vcpus) {
+          if (!v.guest_ops) continue;
+          per_op.push_back(double(v.tsc_cycles) / double(v.guest_ops));
+          loop_ns += double(v.tsc_cycles) * 1e9 / bench::TscHz();
+          ops_sum += double(v.guest_ops);
+          auto e = v.stats.find("exits");
+          if (e != v.stats.end()) kvm_exits += double(e->second);
+        }
+        if (per_op.empty()) {
+          state.SkipWithError("no vCPU completed an operation");
+          return;
+        }
+        std::nth_element(per_op.begin(), per_op.begin() + per_op.size() / 2, per_op.end());
+        const double c = per_op[per_op.size() / 2];
+        run_cycles.push_back(c);
+        if (k == 0 || c < best) {
+          best = c;
+          best_ns = loop_ns / double(per_op.size());
+        }
+        if (r.vm) {
+          leaves = true;
+          host_cycles += double(r.vm->patch.total_cycles);
+          host_exits += double(r.vm->patch.total64);
+          int t = harness::TrackedIndex(exitstats::Lookup(spec->kind).sdm_reason);
+          if (t >= 0) leaf_exits += double(r.vm->patch.reason64[t]);
+        }
       }
-      if (per_op.empty()) {
-        state.SkipWithError("no vCPU completed an operation");
-        return;
-      }
-      std::nth_element(per_op.begin(), per_op.begin() + per_op.size() / 2, per_op.end());
-      cycles_sum += per_op[per_op.size() / 2];
+      cycles_sum += best;
       runs += 1;
-      state.SetIterationTime(loop_ns / double(per_op.size()) * 1e-9);
-      if (r.vm) {
-        leaves = true;
-        host_cycles += double(r.vm->patch.total_cycles);
-        host_exits += double(r.vm->patch.total64);
-        int t = harness::TrackedIndex(exitstats::Lookup(spec->kind).sdm_reason);
-        if (t >= 0) leaf_exits += double(r.vm->patch.reason64[t]);
-      }
+      state.SetIterationTime(best_ns * 1e-9);
     }
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -107,6 +127,9 @@ void BM_Ring0Exit(benchmark::State& state, const harness::PayloadSpec* spec) {
   }
   const double cycles = cycles_sum / runs;
   state.counters["cycles_per_exit"] = cycles;
+  std::nth_element(run_cycles.begin(), run_cycles.begin() + run_cycles.size() / 2,
+                   run_cycles.end());
+  state.counters["cycles_per_exit_median"] = run_cycles[run_cycles.size() / 2];
   state.counters["ns_per_exit"] = cycles * 1e9 / bench::TscHz();
   state.counters["vcpus"] = n;
   state.counters["iterations_per_vcpu"] = double(iters);
@@ -144,15 +167,19 @@ int ParseFlags(int argc, char** argv) {
       g_flags.cycle_budget = std::atof(a.c_str() + 15);
     } else if (a.rfind("--max_iterations=", 0) == 0) {
       g_flags.max_iterations = std::strtoull(a.c_str() + 17, nullptr, 0);
+    } else if (a.rfind("--runs_per_point=", 0) == 0) {
+      g_flags.runs_per_point = std::max(1, std::atoi(a.c_str() + 17));
     } else if (a.rfind("--timeout_s=", 0) == 0) {
       g_flags.timeout_s = std::atoi(a.c_str() + 12);
     } else {
-      std::fprintf(stderr,
-                   "unknown flag %s\nflags: Google Benchmark's, --max_vcpus=N (default: all "
-                   "CPUs), --cycle_budget=CYCLES (default 2^27 guest TSC cycles per "
-                   "calibrated loop), --max_iterations=N (default 2^24), --timeout_s=S "
-                   "(per payload run, default 60)\n",
-                   argv[i]);
+      std::fprintf(
+          stderr,
+          "unknown flag %s\nflags: Google Benchmark's, --max_vcpus=N (default: all "
+          "CPUs), --cycle_budget=CYCLES (default 2^22 guest TSC cycles per "
+          "calibrated loop), --max_iterations=N (default 2^24), --timeout_s=S "
+          "(per payload run, default 60), --runs_per_point=K (runs per figure, the fastest "
+          "counts; default 9)\n",
+          argv[i]);
       return 2;
     }
   }
