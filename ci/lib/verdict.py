@@ -367,7 +367,10 @@ def main(argv):
         [None for e in exits if e[4] == "FAIL"]
     if infra:
         code = EXIT_INFRA
-        verdict = "INFRASTRUCTURE FAILURE in: " + ", ".join(s.label for s in infra)
+        causes = [s for s in infra if not s.note.startswith("not reached")]
+        verdict = "INFRASTRUCTURE FAILURE in: " + ", ".join(s.label for s in causes or infra)
+        if causes and len(causes) < len(infra):
+            verdict += f" ({len(infra) - len(causes)} later stage(s) not reached)"
     elif fail:
         code = EXIT_TESTS
         names = sorted({s.label for s in fail if s is not None})
