@@ -167,7 +167,7 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
   JoinGuard guard{t, stress};
   const auto t0 = Clock::now();
   uint64_t h_prev = Total64(probe, deadline), checks = 0, churned_exits = 0;
-  uint64_t min_margin = UINT64_MAX;
+  int64_t min_margin = INT64_MAX;
   std::vector<Query> q(16, Query{0, 0, 0, 0});
   for (uint64_t i = 0; i < churn && !stress_error; i++) {
     const uint64_t sa = stress.KvmExitsAll();
@@ -182,12 +182,17 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
     const uint64_t h = Total64(probe, deadline);
     ASSERT_GE(h, h_prev) << "host-wide total went backwards at churn " << i;
     ASSERT_GE(c_view, h_prev) << "a new VM's host-wide view is below an earlier reading";
-    const uint64_t floor = (sb - sa) + c_exits;
+    // KVM bumps a vCPU's `exits` statistic a little after the patch counts
+    // the exit (vcpu_enter_guest), so a running stress vCPU's exit counted
+    // in h_prev can still show up in sb - sa: one in flight per vCPU.
+    const uint64_t in_flight = stress.vcpus();
+    const uint64_t kvm_seen = (sb - sa) + c_exits;
+    const uint64_t floor = kvm_seen > in_flight ? kvm_seen - in_flight : 0;
     ASSERT_GE(h - h_prev, floor)
         << "churn " << i << ": host-wide total rose by " << h - h_prev << " but KVM saw "
         << sb - sa << " stress exits and " << c_exits
         << " exits of the destroyed VM in between: counts lost";
-    min_margin = std::min(min_margin, (h - h_prev) - floor);
+    min_margin = std::min(min_margin, static_cast<int64_t>(h - h_prev) - static_cast<int64_t>(kvm_seen));
     churned_exits += c_exits;
     h_prev = h;
     ++checks;
@@ -204,7 +209,8 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
   fig.Add(section, "stress VM CPUIDs meanwhile", std::to_string(done[0] + done[1]));
   fig.Add(section, "host-wide readings checked (never backwards, nothing lost)",
           std::to_string(checks));
-  fig.Add(section, "smallest surplus of a reading over KVM's exits", std::to_string(min_margin));
+  fig.Add(section, "smallest (reading rise - KVM-counted exits in between); >= -2 in flight allowed",
+          std::to_string(min_margin));
   fig.Add(section, "wall time", Fmt("%.1f s", secs));
 
   // Leaks: give RCU-deferred frees a moment first.
