@@ -45,7 +45,7 @@ struct Flags {
   double cycle_budget = double(1ull << 22);
   uint64_t max_iterations = 1ull << 24;
   int timeout_s = 60;  // per payload run; a hung payload is skipped, not waited for
-  int runs_per_point = 9;
+  int runs_per_point = 15;
 };
 Flags g_flags;
 
@@ -178,7 +178,7 @@ int ParseFlags(int argc, char** argv) {
           "CPUs), --cycle_budget=CYCLES (default 2^22 guest TSC cycles per "
           "calibrated loop), --max_iterations=N (default 2^24), --timeout_s=S "
           "(per payload run, default 60), --runs_per_point=K (runs per figure, the fastest "
-          "counts; default 9)\n",
+          "counts; default 15)\n",
           argv[i]);
       return 2;
     }
