@@ -111,9 +111,9 @@ template <class S>
 void BM_CounterUpdate(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   auto counters = std::make_unique<Counters>();
-  // Windows of 16 x 256 updates; the others must have done at least half a
-  // window meanwhile for a window to count as contended.
-  const bench::WindowPlan plan{BatchFor(state), 256, 16, 8};
+  // Windows of 16 x 256 updates; the others must have done between half a
+  // window and four windows meanwhile for a window to count as contended.
+  const bench::WindowPlan plan{BatchFor(state), 256, 16, 8, 64};
   const int64_t batch = plan.OpsRun();
   bench::WindowSamples samples;
   while (state.KeepRunningBatch(batch)) {

@@ -52,8 +52,10 @@ ParallelRun RunParallel(int n, const std::function<void(int index)>& body);
 // builds). So each participant times short windows of its own work and bumps
 // a heartbeat every `ops_per_beat` operations; a window counts only if every
 // other participant's heartbeat advanced by at least `min_beats` meanwhile,
-// i.e. they were really running alongside. The result is the median over
-// counted windows (preempted windows are outliers the median ignores).
+// i.e. they were really running alongside, and by at most `max_beats`: far
+// more means this participant was descheduled inside its window while the
+// others ran on, and that window's time is preemption, not the operation.
+// The result is the median over counted windows.
 namespace bench {
 
 // Samples pooled over any number of runs; the median is taken at the end so
@@ -76,6 +78,7 @@ struct WindowPlan {
   int64_t ops_per_beat;
   int beats_per_window;
   int min_beats;  // others' progress required for a window to count
+  int max_beats;  // others' progress beyond which this window was preempted
 
   int64_t WindowOps() const { return ops_per_beat * beats_per_window; }
   int64_t Windows() const { return std::max<int64_t>(1, ops_per_participant / WindowOps()); }
@@ -117,7 +120,10 @@ double RunWindowed(int n, const WindowPlan& plan, WindowSamples& out, Op&& op) {
       const uint64_t t1 = Rdtsc();
       bool all_ran = true;
       for (int j = 0; j < n; ++j)
-        if (j != i && hb.Get(j) - before[j] < uint64_t(plan.min_beats)) all_ran = false;
+        if (j != i) {
+          const uint64_t d = hb.Get(j) - before[j];
+          if (d < uint64_t(plan.min_beats) || d > uint64_t(plan.max_beats)) all_ran = false;
+        }
       if (all_ran) counted[i].push_back(double(t1 - t0) / window_ops);
     }
   });
