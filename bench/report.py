@@ -362,7 +362,7 @@ def bench_charts(files, labels, prefix, plt):
         ax1.set_xticks([j + width * (len(files) - 1) / 2 for j in range(len(variants))])
         ax1.set_xticklabels(variants, rotation=30, ha="right")
         ax1.set_ylabel(f"{unit} per op (median)")
-        ax1.set_title(f"{fam}: per type, {t0} thread(s)")
+        ax1.set_title(f"{fam}: per type, {t0} thread/vCPU" + ("s" if t0 > 1 else ""))
         if len(files) > 1:
             ax1.legend()
         # Right: scaling with threads/vCPUs.

@@ -209,6 +209,24 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("no figures: host has no exit-statistics leaves", md)
 
+    def test_compare_kernels_script(self):
+        # Catches: compare_kernels.sh passing a reference that is 5% over the
+        # unpatched kernel at 4 vCPUs, or failing one that is within 2%.
+        import subprocess
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare_kernels.sh")
+        un = self.write("un.json", bench_doc({("cpuid", 1): 1000, ("cpuid", 4): 1000}))
+        at = self.write("at.json", bench_doc({("cpuid", 1): 1030, ("cpuid", 4): 1300}))
+        good = self.write("good.json", bench_doc({("cpuid", 1): 1010, ("cpuid", 4): 1015}))
+        bad = self.write("bad.json", bench_doc({("cpuid", 1): 1010, ("cpuid", 4): 1050}))
+        out = os.path.join(self.dir, "cmp")
+        run = lambda ref: subprocess.run([script, out, un, ref, at], capture_output=True)
+        self.assertEqual(run(good).returncode, 0)
+        with open(out + "-all.md") as fh:
+            self.assertIn("atomic64/unpatched", fh.read())
+        self.assertEqual(run(bad).returncode, 1)
+        with open(out + "-reference.md") as fh:
+            self.assertIn("1.050 OVER", fh.read())
+
     def test_bad_input(self):
         # Catches: garbage accepted, or a traceback instead of exit status 2.
         bad = os.path.join(self.dir, "bad.json")
