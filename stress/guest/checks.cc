@@ -32,7 +32,7 @@ constexpr std::array kGuestExits = {
     GuestExitRow{GuestExit::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, 1, true,
                  "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
     GuestExitRow{GuestExit::kHlt, "hlt", reason::kHlt, 10, false,
-                 "50 us sleeps that idle the vCPU (idle loop HLT)"},
+                 "200 us sleeps that idle the vCPU (idle loop HLT)"},
 };
 }  // namespace
 
@@ -192,7 +192,7 @@ Result Checker::DiscoveryLeaf() {
   if (d.ecx != kHighestDefinedReason)
     r.Fail(Fmt("discovery: highest defined reason: expected %u, observed %u", kHighestDefinedReason,
                d.ecx));
-  const uint32_t known = flag::kHostWide | flag::kSvm | flag::kVmx | flag::kF22;
+  const uint32_t known = flag::kHostWide | flag::kSvm | flag::kVmx | flag::kF22 | flag::kSeeded;
   if (d.edx & ~known) r.Fail(Fmt("discovery: unknown flag bits %08x", d.edx & ~known));
   if (!(d.edx & flag::kSvm) == !(d.edx & flag::kVmx))
     r.Fail(Fmt("discovery: flags %08x must name exactly one vendor (bit 1 SVM, bit 2 VMX)", d.edx));
@@ -203,9 +203,10 @@ Result Checker::DiscoveryLeaf() {
                "--profile %s",
                host_f22 ? "f22" : "sjsu", std::string(client_.profile().name).c_str(),
                host_f22 ? "f22" : "sjsu"));
-  r.notes.push_back(Fmt("vendor %s, profile %s, scope %s", VendorName(discovery_->vendor()).c_str(),
-                        host_f22 ? "f22" : "sjsu",
-                        discovery_->host_wide() ? "host-wide" : "per-VM"));
+  r.notes.push_back(Fmt("vendor %s, profile %s, scope %s%s",
+                        VendorName(discovery_->vendor()).c_str(), host_f22 ? "f22" : "sjsu",
+                        discovery_->host_wide() ? "host-wide" : "per-VM",
+                        (d.edx & flag::kSeeded) ? ", counts seeded (deltas only)" : ""));
   return r;
 }
 
@@ -279,7 +280,11 @@ Result Checker::LeafRegisters() {
   }
 
   // Raw-code leaf against the SDM reasons it maps to.
+  const bool seeded = discovery_->flags & flag::kSeeded;
   for (const RawPair& pair : RawPairs(discovery_->vendor())) {
+    // Seeded counts start at the seed per reason and per code: a code that
+    // maps to two reasons then differs by one seed; compare 1:1 pairs only.
+    if (seeded && pair.reasons.size() > 1) continue;
     uint64_t lo = 0, hi = 0;
     for (uint32_t rs : pair.reasons) lo += client_.ReasonExits64(rs).value;
     auto raw = client_.RawExits64(pair.raw);
@@ -413,8 +418,9 @@ Result Checker::OrdinaryLeaves() {
     r.Fail("leaf 0: vendor \"" + vendor + "\" but /proc/cpuinfo says \"" + cpuinfo_vendor + "\"");
   uint32_t base_family = (l1.eax >> 8) & 0xF, family = base_family;
   if (base_family == 0xF) family += (l1.eax >> 20) & 0xFF;
+  // As Linux computes them (arch/x86/lib/cpu.c x86_family/x86_model).
   uint32_t model = (l1.eax >> 4) & 0xF;
-  if (base_family == 0x6 || base_family == 0xF) model |= ((l1.eax >> 16) & 0xF) << 4;
+  if (family >= 0x6) model |= ((l1.eax >> 16) & 0xF) << 4;
   for (auto [key, value] : {std::pair{"cpu family", family}, std::pair{"model", model},
                             std::pair{"stepping", l1.eax & 0xF}}) {
     std::string s = env_.CpuinfoField(key);
@@ -551,6 +557,13 @@ Result Checker::LowerBound(GuestExit e) {
       return r;
     }
   }
+  if (e64_1.value < e64_0.value) {
+    r.Fail(Fmt("%s on %zu vCPUs: the 64-bit count of reason %u went backwards from %s to %s "
+               "(a 32-bit counter carrying into bit 32?)",
+               row.name.data(), workers, row.reason, Hex(e64_0.value).c_str(),
+               Hex(e64_1.value).c_str()));
+    return r;
+  }
   r.has_counts = true;
   r.expected = expected;
   uint64_t obs32 = static_cast<uint32_t>(e32_1.value - e32_0.value);
@@ -657,58 +670,80 @@ Result Checker::ExactCpuid() {
   return r;
 }
 
-// Totals equal the sum over reasons (bracketed between two snapshots, after
-// a contention phase); on SVM the sum over raw codes as well.
+// Totals equal the sum over reasons: absolutely (a sweep bracketed between
+// two totals) unless the counts are seeded, and always in deltas across a
+// CPUID contention phase (a sweep before and one after); on SVM the sum over
+// tracked raw codes as well.
 Result Checker::TotalsSum() {
   Result r = Start("totals_sum");
   if (!r.pass()) return r;
   const Vendor vendor = discovery_->vendor();
+  const bool seeded = discovery_->flags & flag::kSeeded;
   const uint64_t slack = cfg_.cpus.size();  // one in-flight exit per vCPU
-  RunOnCpus(env_, cfg_.cpus, [&](size_t, int cpu) {
-    std::string err;
-    return env_.Trigger(GuestExit::kCpuid, cpu, Ops(GuestExit::kCpuid), &err);
-  });
-
-  uint64_t t1 = client_.TotalExits64();
-  uint64_t sum = 0;
-  for (const ReasonInfo& info : DefinedReasons()) {
-    auto a = client_.ReasonExits64(info.reason);
-    if (a.kind == ReasonAnswer::Kind::kCounted) sum += a.value;
-  }
-  uint64_t raw_sum = 0;
-  if (vendor == Vendor::kSvm)
-    for (uint32_t c = 0; c <= 0x40F; c = (c == 0xFF ? 0x400 : c + 1)) {
-      auto a = client_.RawExits64(c);
-      if (a.kind == ReasonAnswer::Kind::kCounted) raw_sum += a.value;
+  struct Sweep {
+    uint64_t before = 0, reasons = 0, raw = 0, after = 0;
+  };
+  auto sweep = [&] {
+    Sweep w;
+    w.before = client_.TotalExits64();
+    for (const ReasonInfo& info : DefinedReasons()) {
+      auto a = client_.ReasonExits64(info.reason);
+      if (a.kind == ReasonAnswer::Kind::kCounted) w.reasons += a.value;
     }
-  uint64_t t2 = client_.TotalExits64();
-  r.has_counts = true;
-  r.expected = t2;
-  r.observed = sum;
-
+    if (vendor == Vendor::kSvm)
+      for (uint32_t c = 0; c <= 0x40F; c = (c == 0xFF ? 0x400 : c + 1)) {
+        auto a = client_.RawExits64(c);
+        if (a.kind == ReasonAnswer::Kind::kCounted) w.raw += a.value;
+      }
+    w.after = client_.TotalExits64();
+    return w;
+  };
   auto range = [&](const char* what, uint64_t v, uint64_t lo, uint64_t hi) {
     if (v + slack < lo || v > hi + slack)
-      r.Fail(Fmt("totals on %zu vCPUs (%s): %s = %llu is outside [total before %llu, total after "
-                 "%llu] (+-%llu in flight): the total %s the parts by %llu",
+      r.Fail(Fmt("totals on %zu vCPUs (%s): %s = %llu is outside [%llu, %llu] from the totals "
+                 "read around it (+-%llu in flight): the total %s the parts by %llu",
                  cfg_.cpus.size(), VendorName(vendor).c_str(), what, (unsigned long long)v,
                  (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)slack,
                  v < lo ? "exceeds" : "falls short of",
                  (unsigned long long)(v < lo ? lo - v : v - hi)));
   };
+
+  Sweep s1 = sweep();
+  RunOnCpus(env_, cfg_.cpus, [&](size_t, int cpu) {
+    std::string err;
+    return env_.Trigger(GuestExit::kCpuid, cpu, Ops(GuestExit::kCpuid), &err);
+  });
+  Sweep s2 = sweep();
+
+  // Deltas: the parts rose by as much as the total did between the sweeps.
+  uint64_t d_lo = s2.before - s1.after, d_hi = s2.after - s1.before;
   if (vendor == Vendor::kVmx) {
-    range("sum over SDM reasons", sum, t1, t2);
+    range("rise of the sum over SDM reasons", s2.reasons - s1.reasons, d_lo, d_hi);
   } else {
-    range("sum over tracked raw SVM codes", raw_sum, t1, t2);
-    // SVM codes without an SDM counterpart are only in the total.
-    range("sum over SDM reasons", sum, sum, t2);
-    r.notes.push_back(Fmt("SVM: %llu exits have no SDM reason (raw sum %llu - reason sum %llu)",
-                          (unsigned long long)(raw_sum > sum ? raw_sum - sum : 0),
-                          (unsigned long long)raw_sum, (unsigned long long)sum));
+    range("rise of the sum over tracked raw SVM codes", s2.raw - s1.raw, d_lo, d_hi);
+    range("rise of the sum over SDM reasons", s2.reasons - s1.reasons, 0, d_hi);
   }
-  // Scope: per-VM totals cover only this VM's exits; the guest can at least
-  // check they are not smaller than its own per-reason work.
-  r.notes.push_back(Fmt("total before %llu, after %llu, reason sum %llu; scope %s",
-                        (unsigned long long)t1, (unsigned long long)t2, (unsigned long long)sum,
+  if (!seeded) {
+    if (vendor == Vendor::kVmx) {
+      range("sum over SDM reasons", s2.reasons, s2.before, s2.after);
+    } else {
+      range("sum over tracked raw SVM codes", s2.raw, s2.before, s2.after);
+      // SVM codes without an SDM counterpart are only in the total.
+      range("sum over SDM reasons", s2.reasons, 0, s2.after);
+      r.notes.push_back(Fmt("SVM: %llu exits have no SDM reason (raw sum %llu - reason sum %llu)",
+                            (unsigned long long)(s2.raw > s2.reasons ? s2.raw - s2.reasons : 0),
+                            (unsigned long long)s2.raw, (unsigned long long)s2.reasons));
+    }
+  } else {
+    r.notes.push_back("counts are seeded (discovery flag bit 4): deltas compared, not absolutes");
+  }
+  r.has_counts = true;
+  r.expected = d_lo;
+  r.observed = vendor == Vendor::kVmx ? s2.reasons - s1.reasons : s2.raw - s1.raw;
+  r.notes.push_back(Fmt("total %llu -> %llu, parts rose by %llu (total rose by %llu..%llu); scope %s",
+                        (unsigned long long)s1.before, (unsigned long long)s2.after,
+                        (unsigned long long)r.observed, (unsigned long long)d_lo,
+                        (unsigned long long)d_hi,
                         discovery_->host_wide() ? "host-wide (not checked here)" : "per-VM"));
   return r;
 }
@@ -817,7 +852,7 @@ Result Checker::TornReads() {
                   drop > (3ull << 30) && drop < (5ull << 30) ? ", about 2^32: torn 64-bit read"
                                                              : ""));
           }
-          if (values[i].cycles && (v >> 32) != (last[i] >> 32)) ++me.wraps;
+          if ((v >> 32) != (last[i] >> 32)) ++me.wraps;
           last[i] = v;
         }
       auto now = Clock::now();
@@ -837,15 +872,15 @@ Result Checker::TornReads() {
   r.has_counts = true;
   r.expected = 0;
   r.observed = violations;
-  r.notes.push_back(Fmt("%llu reads on %zu vCPUs in %.2f s, %llu low-half wraps of cycle values "
-                        "seen, %llu values went backwards",
+  r.notes.push_back(Fmt("%llu reads on %zu vCPUs in %.2f s, %llu low-half wraps seen, "
+                        "%llu values went backwards",
                         (unsigned long long)reads, cfg_.cpus.size(), secs,
                         (unsigned long long)wraps, (unsigned long long)violations));
   if (violations) {
     r.Fail(Fmt("torn_reads on %zu vCPUs: expected 0 backwards reads, observed %llu",
                cfg_.cpus.size(), (unsigned long long)violations));
   } else if (wraps == 0) {
-    r.Skip(Fmt("torn_reads: no low-half wrap of a cycle value in %.2f s (%llu reads): torn reads "
+    r.Skip(Fmt("torn_reads: no low-half wrap of a 64-bit value in %.2f s (%llu reads): torn reads "
                "could not show; rerun with a larger --torn-seconds",
                secs, (unsigned long long)reads));
   }

@@ -34,11 +34,13 @@ std::vector<Result> RunAll(Checker& c) {
   return out;
 }
 
-class CorrectHost : public ::testing::TestWithParam<std::tuple<Vendor, size_t>> {};
+class CorrectHost : public ::testing::TestWithParam<std::tuple<Vendor, size_t, uint64_t>> {};
 
 TEST_P(CorrectHost, EveryCheckPasses) {
-  auto [vendor, cpus] = GetParam();
-  ModelEnv env({}, vendor);
+  auto [vendor, cpus, seed] = GetParam();
+  Bugs none;
+  none.seed = seed;  // kvm.exit_stats_seed: counts start just below 2^32
+  ModelEnv env(none, vendor);
   Checker c(env, kSjsu, SmallConfig(cpus));
   ASSERT_TRUE(c.discovery().has_value());
   std::vector<Result> results = RunAll(c);
@@ -49,11 +51,13 @@ TEST_P(CorrectHost, EveryCheckPasses) {
 
 INSTANTIATE_TEST_SUITE_P(VendorsAndVcpus, CorrectHost,
                          ::testing::Combine(::testing::Values(Vendor::kSvm, Vendor::kVmx),
-                                            ::testing::Values(size_t{2}, size_t{4})),
+                                            ::testing::Values(size_t{2}, size_t{4}),
+                                            ::testing::Values(uint64_t{0}, uint64_t{0xFFFFFF00})),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param) == Vendor::kSvm ? "Svm"
                                                                                        : "Vmx") +
-                                  std::to_string(std::get<1>(info.param)) + "Vcpus";
+                                  std::to_string(std::get<1>(info.param)) + "Vcpus" +
+                                  (std::get<2>(info.param) ? "Seeded" : "");
                          });
 
 TEST(UnpatchedHost, EveryCheckSkipsWithTheReasonAndStatus77) {
@@ -134,6 +138,16 @@ std::vector<BugCase> BugCases() {
          return c.TotalsSum();
        },
        {"sum over tracked raw SVM codes"}},
+      {"U32ReasonCountsFailLowerBoundWhenSeeded", With([](Bugs& b) {
+         b.u32_reason_counts = true;
+         b.seed = 0xFFFFFF00;
+       }),
+       Vendor::kSvm, lower(GuestExit::kRdmsr), {"rdmsr on 2 vCPUs", "went backwards"}},
+      {"U32ReasonCountsFailTornReadsWhenSeeded", With([](Bugs& b) {
+         b.u32_reason_counts = true;
+         b.seed = 0xFFFFFF00;
+       }),
+       Vendor::kVmx, [](Checker& c) { return c.TornReads(); }, {"reason 10 exits (64-bit)", "backwards"}},
   };
 }
 

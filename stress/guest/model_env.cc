@@ -59,6 +59,7 @@ Regs ModelEnv::PerReason(uint32_t leaf, uint32_t sub) {
   if (!defined) return bugs_.zeros_for_undefined ? Regs{} : Regs{0, 0, 0, kUndefinedReasonEdx};
   if (!IsHandled(r, vendor_)) return {};
   uint64_t exits = count_[r].load(), cyc = ReadCycles(cycles_[r], prev_cycles_[r]);
+  if (bugs_.u32_reason_counts) exits = static_cast<uint32_t>(exits);
   if (leaf == kSjsu.reason_exits)
     return bugs_.fallthrough_clobber ? Regs{Lo(exits), Hi(cyc), Lo(cyc), 0} : Regs{Lo(exits), 0, 0, 0};
   if (leaf == kSjsu.reason_cycles) return {0, Hi(cyc), Lo(cyc), 0};
@@ -80,7 +81,8 @@ Regs ModelEnv::Cpuid(uint32_t leaf, uint32_t sub) {
   switch (leaf) {
     case leaf::kDiscovery:
       return {kSignature, kAbiVersion, kHighestDefinedReason,
-              vendor_ == Vendor::kSvm ? flag::kSvm : flag::kVmx};
+              (vendor_ == Vendor::kSvm ? flag::kSvm : flag::kVmx) |
+                  (bugs_.seed ? flag::kSeeded : 0u)};
     case leaf::kTotalExits64: {
       uint64_t t = total_.load();
       return {0, Hi(t), Lo(t), 0};

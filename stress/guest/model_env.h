@@ -25,12 +25,19 @@ struct Bugs {
   bool ordinary_leaf_clobbered = false;  // 0x40000000 swallowed by the patch
   bool truncates_ecx = false;        // reason taken from ECX & 0xFF
   bool total_misses_io = false;      // I/O exits not added to the total
+  bool u32_reason_counts = false;    // per-reason counts kept in 32 bits (mutant 08)
+  uint64_t seed = 0;                 // not a bug: kvm.exit_stats_seed (flag bit 4)
 };
 
 class ModelEnv : public Env {
  public:
   explicit ModelEnv(Bugs bugs = {}, Vendor vendor = Vendor::kSvm, bool patched = true)
-      : bugs_(bugs), vendor_(vendor), patched_(patched) {}
+      : bugs_(bugs), vendor_(vendor), patched_(patched) {
+    // Seeded hosts start every per-reason and per-code count at the seed;
+    // totals are not seeded.
+    for (auto& c : count_) c.store(bugs.seed);
+    for (auto& c : raw_) c.store(bugs.seed);
+  }
 
   Regs Cpuid(uint32_t leaf, uint32_t subleaf) override;
   std::string Unavailable(GuestExit e) override { return unavailable_[static_cast<int>(e)]; }

@@ -188,7 +188,7 @@ uint64_t IoLoop(uint64_t n, std::string* error) {
 }
 
 uint64_t HltLoop(uint64_t n) {
-  const timespec ts{0, 50'000};
+  const timespec ts{0, 200'000};
   for (uint64_t i = 0; i < n; ++i) clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
   return n;
 }
