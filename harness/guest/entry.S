@@ -37,14 +37,34 @@ exception_common:
 2:	hlt
 	jmp 2b
 
-/* HARNESS_IRQ_VECTOR: the hlt_irqchip payload's self-IPI. Only an x2APIC
- * EOI; the payload counts the interrupt, its WRMSR exit and the HLT. */
+/* int harness_sti_hlt(void): `sti; hlt; cli`, returning 1 if the HLT ran and
+ * 0 if the interrupt arrived before it (see harness_irq). */
+	.globl harness_sti_hlt
+harness_sti_hlt:
+	mov $1, %eax
+	sti
+harness_hlt_site:
+	hlt
+	cli
+	ret
+
+/* HARNESS_IRQ_VECTOR: the hlt_irqchip payload's self-IPI; an x2APIC EOI.
+ * `sti; hlt` relies on the STI interrupt shadow to take the interrupt only
+ * once HLT has run. Some emulators (QEMU TCG with nested SVM) deliver it
+ * inside the shadow, before the HLT, which would then sleep forever. So if
+ * the interrupted RIP is the HLT, skip it and make harness_sti_hlt return 0:
+ * the payload repeats the round and counts exactly the HLTs that ran. */
 	.globl harness_irq
 harness_irq:
 	push %rax
 	push %rcx
 	push %rdx
-	mov $HARNESS_MSR_X2APIC_EOI, %ecx
+	lea harness_hlt_site(%rip), %rax
+	cmp %rax, 24(%rsp)
+	jne 1f
+	incq 24(%rsp)       /* hlt is one byte */
+	movq $0, 16(%rsp)   /* the saved RAX: harness_sti_hlt returns 0 */
+1:	mov $HARNESS_MSR_X2APIC_EOI, %ecx
 	xor %eax, %eax
 	xor %edx, %edx
 	wrmsr

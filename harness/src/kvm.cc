@@ -124,7 +124,8 @@ uint8_t* Vm::AddMemory(uint32_t slot, uint64_t gpa, size_t size, bool no_huge) {
                    -1, 0);
   if (p == MAP_FAILED) throw KvmError("mmap guest memory", errno);
   Mapping m(p, size);
-  if (no_huge && ::madvise(p, size, MADV_NOHUGEPAGE) != 0)
+  // EINVAL/ENOSYS: a kernel without transparent huge pages maps 4 KiB anyway.
+  if (no_huge && ::madvise(p, size, MADV_NOHUGEPAGE) != 0 && errno != EINVAL && errno != ENOSYS)
     throw KvmError("madvise(MADV_NOHUGEPAGE)", errno);
   kvm_userspace_memory_region r{};
   r.slot = slot;
