@@ -856,7 +856,7 @@ Result Checker::TornReads() {
           last[i] = v;
         }
       auto now = Clock::now();
-      if (now >= deadline || (me.wraps >= 6 && now - t0 >= std::chrono::milliseconds(500)))
+      if (now >= deadline || (me.wraps >= 16 && now - t0 >= std::chrono::milliseconds(500)))
         stop.store(true);
     }
     return me.reads;

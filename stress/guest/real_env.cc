@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "checks.h"
 #include "exitstats/cpuid.h"
 
 namespace exitstats::guest {
@@ -147,7 +148,7 @@ std::string RealEnv::Probe(GuestExit e) {
       uint64_t base = 0;
       if (!fd.Read(kMsrApicBase, &base)) return Errno("rdmsr 0x1B (APIC base)");
       if (!(base & (1u << 10)))
-        return "the guest's APIC is in xAPIC mode (APIC base " + std::to_string(base) +
+        return "the guest's APIC is in xAPIC mode (APIC base MSR " + Hex(base) +
                "), so the ICR is MMIO, not an MSR: no fastpath WRMSR to drive (kernel without "
                "CONFIG_X86_X2APIC, or nox2apic)";
       for (int cpu : OnlineCpus()) {
