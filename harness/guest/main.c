@@ -79,6 +79,10 @@ static void read_leaves(const struct harness_ctx* c, struct harness_leaves* l) {
     l->reason32[t] = r[0];
     l->reason_edx[t] = r[3];
   }
+  for (int t = 0; t < HARNESS_NR_TRACKED; t++) {
+    cpuid(c->leaf_reason_cycles, kTrackedReasons[t], r);
+    l->reason_cycles[t] = ((uint64_t)r[1] << 32) | r[2];
+  }
 }
 
 /* Parks every vCPU; vCPU 0 then takes the VM snapshot the host compares with

@@ -282,6 +282,7 @@ LeafDeltas Subtract(const harness_leaves& a, const harness_leaves& b) {
     d.reason64[t] = a.reason64[t] - b.reason64[t];
     d.reason32[t] = a.reason32[t] - b.reason32[t];
     d.reason_edx[t] = a.reason_edx[t];
+    d.reason_cycles[t] = a.reason_cycles[t] - b.reason_cycles[t];
   }
   return d;
 }
@@ -350,6 +351,7 @@ RunResult RunPayload(const Kvm& kvm, const PayloadSpec& spec, uint32_t n, uint64
     c->leaf_total_exits = opt.profile.total_exits;
     c->leaf_total_cycles = opt.profile.total_cycles;
     c->leaf_reason_exits = opt.profile.reason_exits;
+    c->leaf_reason_cycles = opt.profile.reason_cycles;
     c->touch_base = HARNESS_TOUCH_BASE + uint64_t{i} * iterations * 4096;
     ctx.push_back(c);
     EnterLongMode(v, {header.entry, area + HARNESS_VCPU_AREA_SIZE, area, area});

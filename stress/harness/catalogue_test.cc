@@ -8,8 +8,8 @@
 //   KvmStatRoseByTheWork       the harness driving fewer exits than it claims
 //   PatchedTotalsEqualKvmExits a patch that misses, doubles or loses exits
 //                              (fastpath, concurrency) vs KVM's own `exits`
-//   PatchedReasonsMatchTheWork a patch that files exits under a wrong reason
-//                              or misses a reason
+//   PatchedReasonsMatchTheWork a patch that files exits under a wrong reason,
+//                              misses a reason, or drops its cycles
 #include <gtest/gtest.h>
 
 #include <linux/kvm.h>
@@ -206,6 +206,13 @@ TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
           << what << ": profile " << config().profile.name << " per-reason leaf delta";
     } else {
       EXPECT_GE(c.patch.reason64[t], c.deliberate[t]) << what << ": lower bound";
+    }
+    // Every exit takes some TSC cycles to handle, also those that go to user
+    // space or block the vCPU.
+    if (c.deliberate[t] > 0) {
+      EXPECT_GT(c.patch.reason_cycles[t], 0u)
+          << what << ": " << c.deliberate[t] << " exits but the profile "
+          << config().profile.name << " per-reason cycles leaf did not rise";
     }
   }
   // The work itself, by vCPU: the VM-wide reason count seen around each

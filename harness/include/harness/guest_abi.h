@@ -98,8 +98,9 @@ struct harness_leaves {
   uint64_t reason64[HARNESS_NR_TRACKED]; /* 0x4FFFFFF2 */
   uint32_t reason32[HARNESS_NR_TRACKED]; /* profile per-reason exits leaf */
   uint32_t reason_edx[HARNESS_NR_TRACKED]; /* EDX of the course leaf (0/~0) */
+  uint64_t reason_cycles[HARNESS_NR_TRACKED]; /* profile per-reason cycles leaf */
 };
-#define HARNESS_SNAPSHOT_CPUIDS (3 + 2 * HARNESS_NR_TRACKED)
+#define HARNESS_SNAPSHOT_CPUIDS (3 + 3 * HARNESS_NR_TRACKED)
 
 /* Guest -> host messages. */
 enum harness_ucall_cmd {
@@ -143,7 +144,7 @@ struct harness_ctx {
   uint32_t amd; /* 1: VMMCALL, 0: VMCALL */
   uint64_t iterations;
   uint32_t leaves_mode; /* enum harness_leaves_mode */
-  uint32_t leaf_total_exits, leaf_total_cycles, leaf_reason_exits;
+  uint32_t leaf_total_exits, leaf_total_cycles, leaf_reason_exits, leaf_reason_cycles;
   uint64_t touch_base; /* first page this vCPU touches (first_touch) */
   /* results */
   uint32_t discovery[4]; /* what CPUID 0x4FFFFFF0 answered in the guest */

@@ -70,6 +70,7 @@ struct LeafDeltas {
   std::array<uint64_t, HARNESS_NR_TRACKED> reason64{};
   std::array<uint32_t, HARNESS_NR_TRACKED> reason32{};
   std::array<uint32_t, HARNESS_NR_TRACKED> reason_edx{};  // EDX of the "after" read
+  std::array<uint64_t, HARNESS_NR_TRACKED> reason_cycles{};
 };
 LeafDeltas Subtract(const harness_leaves& after, const harness_leaves& before);
 
