@@ -32,7 +32,7 @@ constexpr std::array kGuestExits = {
     GuestExitRow{GuestExit::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, 1, true,
                  "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
     GuestExitRow{GuestExit::kHlt, "hlt", reason::kHlt, 10, false,
-                 "200 us sleeps that idle the vCPU (idle loop HLT)"},
+                 "a token passed around the vCPUs: the ones waiting idle (idle loop HLT)"},
 };
 }  // namespace
 
@@ -503,12 +503,14 @@ Result Checker::LowerBound(GuestExit e) {
   auto e32_0 = client_.ReasonExits32(row.reason);
   auto e64_0 = client_.ReasonExits64(row.reason);
   auto t_begin = Clock::now();
+  env_.BeginPhase(e, cfg_.cpus);
   RunOnCpus(env_, cfg_.cpus, [&](size_t w, int cpu) -> uint64_t {
     uint64_t s0 = env_.ThreadVoluntarySwitches();
     tally[w].ops = env_.Trigger(e, cpu, n, &tally[w].error);
     tally[w].switches = env_.ThreadVoluntarySwitches() - s0;
     return tally[w].ops;
   });
+  env_.EndPhase(e);
   double secs = Seconds(Clock::now() - t_begin);
   auto e64_1 = client_.ReasonExits64(row.reason);
   auto e32_1 = client_.ReasonExits32(row.reason);
@@ -623,7 +625,9 @@ Result Checker::ExactCpuid() {
     auto a = client_.ReasonExits64(reason::kCpuid);
     uint64_t q0 = queries();
     run(0);
-    std::this_thread::sleep_for(d);
+    // Busy-wait, not sleep: the interval must not depend on guest timers
+    // (nested under TCG they can be very late); clock_gettime is no exit.
+    for (auto until = Clock::now() + d; Clock::now() < until;) std::this_thread::yield();
     auto b = client_.ReasonExits64(reason::kCpuid);
     uint64_t q = queries() - q0;
     uint64_t delta = b.value - a.value;

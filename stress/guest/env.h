@@ -51,6 +51,11 @@ class Env {
   // /dev/cpu/N/msr, ...). Probes once and caches.
   virtual std::string Unavailable(GuestExit e) = 0;
 
+  // Called before and after every parallel run of `e` on `cpus` (HLT passes
+  // a token around the vCPUs and needs to know them all).
+  virtual void BeginPhase(GuestExit, std::span<const int> /*cpus*/) {}
+  virtual void EndPhase(GuestExit) {}
+
   // Performs `n` operations of `e` on the calling thread, which the caller
   // has pinned to `cpu`. Returns the operations done (n unless an error, then
   // *error says what).

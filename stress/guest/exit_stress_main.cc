@@ -68,9 +68,11 @@ int DryRun(RealEnv& env, const Options& opt, const Config& cfg) {
     uint64_t n = std::max<uint64_t>(1, cfg.iterations / row.iter_divisor);
     std::vector<std::string> errors(cfg.cpus.size());
     auto t0 = std::chrono::steady_clock::now();
+    env.BeginPhase(e, cfg.cpus);
     std::vector<uint64_t> ops = RunOnCpus(env, cfg.cpus, [&](size_t w, int cpu) {
       return env.Trigger(e, cpu, n, &errors[w]);
     });
+    env.EndPhase(e);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     uint64_t total = 0;
     for (size_t w = 0; w < ops.size(); ++w) {

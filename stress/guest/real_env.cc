@@ -1,6 +1,8 @@
 #include "real_env.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sched.h>
 #include <sys/io.h>
 #include <sys/resource.h>
@@ -188,13 +190,70 @@ uint64_t IoLoop(uint64_t n, std::string* error) {
   return n;
 }
 
-uint64_t HltLoop(uint64_t n) {
+// One vCPU only: nothing to pass a token to, so sleep (timer wake-ups).
+uint64_t HltSleeps(uint64_t n) {
   const timespec ts{0, 200'000};
   for (uint64_t i = 0; i < n; ++i) clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
   return n;
 }
 
 }  // namespace
+
+void RealEnv::BeginPhase(GuestExit e, std::span<const int> cpus) {
+  if (e != GuestExit::kHlt || cpus.size() < 2) return;
+  ring_cpus_.assign(cpus.begin(), cpus.end());
+  for (size_t i = 0; i < cpus.size(); ++i) ring_.push_back(eventfd(0, EFD_CLOEXEC));
+}
+
+void RealEnv::EndPhase(GuestExit e) {
+  if (e != GuestExit::kHlt) return;
+  for (int fd : ring_)
+    if (fd >= 0) close(fd);
+  ring_.clear();
+  ring_cpus_.clear();
+}
+
+uint64_t RealEnv::HltRing(int cpu, uint64_t n, std::string* error) {
+  size_t me = 0;
+  while (me < ring_cpus_.size() && ring_cpus_[me] != cpu) ++me;
+  if (me == ring_cpus_.size() || ring_[me] < 0 || ring_[(me + 1) % ring_.size()] < 0) {
+    *error = "HLT ring not set up for CPU " + std::to_string(cpu);
+    return 0;
+  }
+  const int mine = ring_[me], next = ring_[(me + 1) % ring_.size()];
+  auto wait = [&]() -> bool {
+    // The timeout only guards against a worker that never started.
+    pollfd p{mine, POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) {
+      *error = "HLT ring: no token within 10 s (another worker did not run?)";
+      return false;
+    }
+    uint64_t v;
+    return read(mine, &v, sizeof v) == sizeof v;
+  };
+  auto pass = [&] {
+    uint64_t one = 1;
+    return write(next, &one, sizeof one) == sizeof one;
+  };
+  // Worker 0 holds the token first and takes it back at the very end; every
+  // worker waits for the token n times (each wait idles its vCPU).
+  uint64_t waits = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (me != 0 || i > 0) {
+      if (!wait()) return waits;
+      ++waits;
+    }
+    if (!pass()) {
+      *error = Errno("HLT ring: eventfd write");
+      return waits;
+    }
+  }
+  if (me == 0) {
+    if (!wait()) return waits;
+    ++waits;
+  }
+  return waits;
+}
 
 uint64_t RealEnv::Trigger(GuestExit e, int cpu, uint64_t n, std::string* error) {
   switch (e) {
@@ -203,7 +262,7 @@ uint64_t RealEnv::Trigger(GuestExit e, int cpu, uint64_t n, std::string* error) 
     case GuestExit::kIo:
       return IoLoop(n, error);
     case GuestExit::kHlt:
-      return HltLoop(n);
+      return ring_.empty() ? HltSleeps(n) : HltRing(cpu, n, error);
     case GuestExit::kRdmsr:
     case GuestExit::kWrmsr:
     case GuestExit::kWrmsrFast: {

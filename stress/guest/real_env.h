@@ -19,6 +19,8 @@ class RealEnv : public Env {
   bool Pin(int cpu) override;
   void Unpin() override;
   uint64_t Tsc() override;
+  void BeginPhase(GuestExit e, std::span<const int> cpus) override;
+  void EndPhase(GuestExit e) override;
 
   // Online CPUs (sched_getaffinity of this process).
   static std::vector<int> OnlineCpus();
@@ -30,6 +32,14 @@ class RealEnv : public Env {
   std::mutex mu_;
   std::map<GuestExit, std::string> unavailable_;
   std::map<int, uint32_t> x2apic_id_;  // filled by the wrmsr_fastpath probe
+
+  // HLT: one token passed around the vCPUs through eventfds. Every vCPU
+  // without the token blocks, so it idles and HLTs; the token's arrival (an
+  // IPI, not a timer) wakes it. Guest timers may be very late in nested
+  // emulation; IPIs are not. ring_[i] is the eventfd of ring_cpus_[i].
+  uint64_t HltRing(int cpu, uint64_t n, std::string* error);
+  std::vector<int> ring_cpus_;
+  std::vector<int> ring_;
 };
 
 }  // namespace exitstats::guest
