@@ -35,7 +35,12 @@ constexpr PayloadSpec kPayloads[] = {
      "one write to each never-touched 4 KiB page of a NOHUGEPAGE memslot"},
     // Variants.
     {"hlt_irqchip", ExitKind::kHlt, HARNESS_P_HLT_IRQCHIP, true, false, VmmSees::kNothing, 2000,
-     "self-IPI, sti;hlt with the in-kernel LAPIC: HLT wakes at once, EOI"},
+     "self-IPI, sti;hlt with the in-kernel LAPIC: HLT wakes at once, EOI",
+     1u << HARNESS_T_WRMSR},
+    {"io_user_in", ExitKind::kIoUser, HARNESS_P_IO_USER_IN, false, false,
+     VmmSees::kUserPortIoIn, 2000, "IN from port 0x1001, answered by this VMM (KVM_EXIT_IO)"},
+    {"io_kernel_out", ExitKind::kIoKernel, HARNESS_P_IO_KERNEL_OUT, true, false,
+     VmmSees::kNothing, 2000, "OUT 0xFF to port 0x21 (in-kernel PIC: mask all)"},
 };
 
 constexpr std::string_view kTrackedNames[HARNESS_NR_TRACKED] = {

@@ -67,6 +67,8 @@ enum harness_payload {
   HARNESS_P_WRMSR_FAST = 8,
   HARNESS_P_VMCALL = 9,
   HARNESS_P_FIRST_TOUCH = 10,
+  HARNESS_P_IO_USER_IN = 11,   /* IN from the user-space port */
+  HARNESS_P_IO_KERNEL_OUT = 12, /* OUT 0xFF to the in-kernel PIC IMR */
   /* Self-tests of the harness itself (they must fail in a known way). */
   HARNESS_P_SELF_UD2 = 100,    /* #UD: exception reporting */
   HARNESS_P_SELF_ASSERT = 101, /* failing GUEST_ASSERT */

@@ -21,7 +21,7 @@
 namespace harness {
 
 // Which user-space exit the VMM itself sees once per guest operation.
-enum class VmmSees { kNothing, kUserPortIo, kHlt, kRdmsr, kWrmsr };
+enum class VmmSees { kNothing, kUserPortIo, kUserPortIoIn, kHlt, kRdmsr, kWrmsr };
 
 // One row per payload. The first row of each ExitKind is its primary payload
 // (PayloadFor); extra rows are variants (e.g. HLT with the in-kernel irqchip).
@@ -34,6 +34,10 @@ struct PayloadSpec {
   VmmSees vmm_sees;        // what the VMM counts when routing is in effect
   uint64_t iterations;     // default per vCPU (TCG-sized: ~30 us per L2 exit)
   std::string_view what;   // one line for reports
+  // Tracked reasons (bit = harness_tracked index) whose deliberate count is
+  // only a lower bound for this payload, e.g. x2APIC EOI writes that APICv
+  // or AVIC virtualize without an exit.
+  uint32_t inexact = 0;
 };
 
 std::span<const PayloadSpec> Payloads();
