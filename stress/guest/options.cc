@@ -48,7 +48,7 @@ std::string Usage() {
          "  --junit FILE          GoogleTest XML report (same as --gtest_output=xml:FILE)\n"
          "  --json FILE           JSON summary: per check and per exit type vcpus,\n"
          "                        expected, observed, pass\n"
-         "  --torn-seconds S      longest torn-read phase (default 8; it ends early\n"
+         "  --torn-seconds S      longest torn-read phase (default 15; it ends early\n"
          "                        once the cycle values' low halves have wrapped)\n"
          "  --random-ecx N        random sub-leaves in the conformance sweep (default 4096)\n"
          "  --seed N              seed for those (default 1)\n"

@@ -16,7 +16,7 @@ struct Options {
   std::string cpus;  // "" = every online CPU; "N" = the first N; "0,2-3" = a list
   std::vector<GuestExit> exits;  // default: every row of GuestExits()
   std::string junit, json;
-  double torn_seconds = 8.0;
+  double torn_seconds = 15.0;
   uint64_t seed = 1;
   uint32_t random_ecx = 4096;
   bool help = false;
