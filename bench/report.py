@@ -90,6 +90,8 @@ def pick(entry, keys):
 
 def figures(entry):
     """(cycles, ns) of one benchmark entry; either may be None."""
+    if "no figure" in entry.get("label", ""):
+        return None, None  # the benchmark says it measured nothing usable
     cycles = pick(entry, CYCLE_KEYS)
     ns = pick(entry, NS_KEYS)
     if ns is None and "real_time" in entry:
@@ -117,7 +119,8 @@ class Row:
         if name == "median":
             return statistics.median(vals)
         if name == "stddev":
-            return statistics.stdev(vals) if len(vals) > 1 else 0.0
+            # One sample has no spread to speak of: "-" rather than 0.0%.
+            return statistics.stdev(vals) if len(vals) > 1 else None
         return None
 
     def median(self, idx):

@@ -104,6 +104,8 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(self.table_row(md, "cpuid", 2)["a cycles"], "1,200")
         self.assertEqual(self.table_row(md, "cpuid", 2)["a ns"], "600")
         self.assertEqual(self.table_row(md, "io_user", 1)["a cycles"], "5,000")
+        # Catches: one repetition shown as a 0.0% spread.
+        self.assertEqual(self.table_row(md, "io_user", 1)["a cv"], "-")
         self.assertIn("synthetic", md)  # context notes carried through
         self.assertIn("not hardware timings", md)
         if HAVE_MPL:
