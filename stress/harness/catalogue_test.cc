@@ -241,6 +241,13 @@ TEST(PayloadTable, CoversTheCatalogue) {
     EXPECT_NO_THROW(p = &harness::PayloadFor(e.kind)) << e.name;
     if (p) {
       EXPECT_EQ(p->name, e.name);
+      // The catalogue's needs and the payload's VM setup must agree.
+      if (e.needs & exitstats::kNeedIrqchip) {
+        EXPECT_TRUE(p->irqchip) << e.name;
+      }
+      if (e.needs & exitstats::kNeedNoIrqchip) {
+        EXPECT_FALSE(p->irqchip) << e.name;
+      }
       EXPECT_GE(harness::TrackedIndex(e.sdm_reason), 0)
           << e.name << ": SDM reason " << e.sdm_reason << " is not tracked by the guest";
     }
