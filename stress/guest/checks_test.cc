@@ -60,6 +60,12 @@ INSTANTIATE_TEST_SUITE_P(VendorsAndVcpus, CorrectHost,
                                   (std::get<2>(info.param) ? "Seeded" : "");
                          });
 
+TEST(CorrectHost, F22ProfilePassesEveryCheck) {
+  ModelEnv env({}, Vendor::kVmx, true, kF22);
+  Checker c(env, kF22, SmallConfig());
+  for (const Result& r : RunAll(c)) EXPECT_TRUE(r.pass()) << r.check << " " << r.exit << ":\n" << r.Text();
+}
+
 TEST(UnpatchedHost, EveryCheckSkipsWithTheReasonAndStatus77) {
   ModelEnv env({}, Vendor::kSvm, /*patched=*/false);
   Checker c(env, kSjsu, SmallConfig());
@@ -176,11 +182,16 @@ TEST(Checks, UnavailableTriggerSkipsWithItsReasonAndPartialStatus) {
 }
 
 TEST(Checks, ProfileMismatchIsNamed) {
-  ModelEnv env;  // serves sjsu
-  Checker c(env, kF22, SmallConfig());
+  ModelEnv sjsu;
+  Checker c(sjsu, kF22, SmallConfig());
   Result r = c.DiscoveryLeaf();
   EXPECT_EQ(r.status, Result::Status::kFail);
   EXPECT_NE(r.Text().find("--profile sjsu"), std::string::npos) << r.Text();
+  ModelEnv f22({}, Vendor::kSvm, true, kF22);
+  Checker c2(f22, kSjsu, SmallConfig());
+  EXPECT_NE(c2.DiscoveryLeaf().Text().find("--profile f22"), std::string::npos);
+  // Reading f22 leaves with the sjsu layout is caught by the register checks.
+  EXPECT_EQ(c2.LeafRegisters().status, Result::Status::kFail);
 }
 
 TEST(Checks, LowerBoundReportsExpectedAndObserved) {

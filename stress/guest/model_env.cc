@@ -60,9 +60,9 @@ Regs ModelEnv::PerReason(uint32_t leaf, uint32_t sub) {
   if (!IsHandled(r, vendor_)) return {};
   uint64_t exits = count_[r].load(), cyc = ReadCycles(cycles_[r], prev_cycles_[r]);
   if (bugs_.u32_reason_counts) exits = static_cast<uint32_t>(exits);
-  if (leaf == kSjsu.reason_exits)
+  if (leaf == profile_.reason_exits)
     return bugs_.fallthrough_clobber ? Regs{Lo(exits), Hi(cyc), Lo(cyc), 0} : Regs{Lo(exits), 0, 0, 0};
-  if (leaf == kSjsu.reason_cycles) return {0, Hi(cyc), Lo(cyc), 0};
+  if (leaf == profile_.reason_cycles) return {0, Hi(cyc), Lo(cyc), 0};
   return {0, Hi(exits), Lo(exits), 0};  // 0x4FFFFFF2
 }
 
@@ -78,32 +78,28 @@ Regs ModelEnv::Cpuid(uint32_t leaf, uint32_t sub) {
       return {0x40000001, 0x4B4D564B, 0x564B4D56, 0x4D};  // "KVMKVMKVM"
   }
   if (!patched_ || leaf < leaf::kDiscovery) return {};
-  switch (leaf) {
-    case leaf::kDiscovery:
-      return {kSignature, kAbiVersion, kHighestDefinedReason,
-              (vendor_ == Vendor::kSvm ? flag::kSvm : flag::kVmx) |
-                  (bugs_.seed ? flag::kSeeded : 0u)};
-    case leaf::kTotalExits64: {
-      uint64_t t = total_.load();
-      return {0, Hi(t), Lo(t), 0};
-    }
-    case leaf::kRawExits64: {
-      bool tracked = vendor_ == Vendor::kVmx ? sub <= kHighestDefinedReason
-                                             : (sub <= 0xFF || (sub >= 0x400 && sub <= 0x40F));
-      if (!tracked) return {0, 0, 0, kUndefinedReasonEdx};
-      uint64_t v = raw_[sub].load();
-      return {0, Hi(v), Lo(v), 0};
-    }
-    case 0x4FFFFFFF:
-    case 0x4FFFFFFE: {
-      uint64_t t = total_.load(), c = ReadCycles(total_cycles_, prev_total_cycles_);
-      return {Lo(t), Hi(c), Lo(c), 0};
-    }
-    case leaf::kReasonExits64:
-    case 0x4FFFFFFD:
-    case 0x4FFFFFFC:
-      return PerReason(leaf, sub);
+  const bool f22 = profile_.name == kF22.name;
+  if (leaf == leaf::kDiscovery)
+    return {kSignature, kAbiVersion, kHighestDefinedReason,
+            (vendor_ == Vendor::kSvm ? flag::kSvm : flag::kVmx) | (f22 ? flag::kF22 : 0u) |
+                (bugs_.seed ? flag::kSeeded : 0u)};
+  if (leaf == leaf::kTotalExits64) {
+    uint64_t t = total_.load();
+    return {0, Hi(t), Lo(t), 0};
   }
+  if (leaf == leaf::kRawExits64) {
+    bool tracked = vendor_ == Vendor::kVmx ? sub <= kHighestDefinedReason
+                                           : (sub <= 0xFF || (sub >= 0x400 && sub <= 0x40F));
+    if (!tracked) return {0, 0, 0, kUndefinedReasonEdx};
+    uint64_t v = raw_[sub].load();
+    return {0, Hi(v), Lo(v), 0};
+  }
+  if (leaf == leaf::kReasonExits64 || leaf == profile_.reason_exits ||
+      leaf == profile_.reason_cycles)
+    return PerReason(leaf, sub);
+  uint64_t t = total_.load(), c = ReadCycles(total_cycles_, prev_total_cycles_);
+  if (leaf == profile_.total_exits) return f22 ? Regs{Lo(t), 0, 0, 0} : Regs{Lo(t), Hi(c), Lo(c), 0};
+  if (leaf == profile_.total_cycles) return f22 ? Regs{0, Hi(c), Lo(c), 0} : Regs{Lo(t), Hi(c), Lo(c), 0};
   return {};
 }
 

@@ -31,8 +31,9 @@ struct Bugs {
 
 class ModelEnv : public Env {
  public:
-  explicit ModelEnv(Bugs bugs = {}, Vendor vendor = Vendor::kSvm, bool patched = true)
-      : bugs_(bugs), vendor_(vendor), patched_(patched) {
+  explicit ModelEnv(Bugs bugs = {}, Vendor vendor = Vendor::kSvm, bool patched = true,
+                    Profile profile = kSjsu)
+      : bugs_(bugs), vendor_(vendor), patched_(patched), profile_(profile) {
     // Seeded hosts start every per-reason and per-code count at the seed;
     // totals are not seeded.
     for (auto& c : count_) c.store(bugs.seed);
@@ -59,6 +60,7 @@ class ModelEnv : public Env {
   Bugs bugs_;
   Vendor vendor_;
   bool patched_;
+  Profile profile_;  // which course layout the model serves (flag bit 3 for f22)
   std::array<std::string, 6> unavailable_;
   std::array<std::atomic<uint64_t>, 80> count_{}, cycles_{}, prev_cycles_{};
   std::array<std::atomic<uint64_t>, 0x410> raw_{};
