@@ -177,13 +177,6 @@ uint64_t Checker::Ops(GuestExit e) const {
   return std::max<uint64_t>(1, cfg_.iterations / Row(e).iter_divisor);
 }
 
-void Checker::CheckRegs(Result& r, const char* what, uint32_t leaf, uint32_t sub,
-                        const Regs& got, const Regs& want) const {
-  if (got != want)
-    r.Fail(Fmt("%s: CPUID 0x%08x/0x%x answered %s, expected %s", what, leaf, sub,
-               RegsText(got).c_str(), RegsText(want).c_str()));
-}
-
 // Discovery: signature, version, highest reason, one vendor bit, profile.
 Result Checker::DiscoveryLeaf() {
   Result r = Start("discovery");

@@ -83,8 +83,6 @@ class Checker {
  private:
   Result Start(std::string check, std::string exit = "") const;
   uint64_t Ops(GuestExit e) const;
-  void CheckRegs(Result& r, const char* what, uint32_t leaf, uint32_t sub,
-                 const Regs& got, const Regs& want) const;
 
   Env& env_;
   Config cfg_;
