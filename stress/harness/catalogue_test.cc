@@ -172,6 +172,7 @@ TEST_P(ExitTest, PatchedTotalsEqualKvmExits) {
   }
   const harness::VmCheck& c = *r->vm;
   RecordProperty("snapshot_retries", c.retries);
+  if (auto off = FastpathOff()) RecordProperty("fastpath", *off);
   if (c.discovery.host_wide()) {
     // Other VMs' exits are in the totals too: only a lower bound holds.
     EXPECT_GE(c.patch.total64, c.stats_exits) << "host-wide totals (exit_stats_host_wide=1)";

@@ -156,6 +156,31 @@ std::optional<std::string> StatUnmaintained(const PayloadSpec& spec, const std::
   return result;
 }
 
+std::optional<std::string> FastpathOff() {
+  static std::optional<std::string> result;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    FILE* f = fopen("/sys/module/kvm_amd/parameters/nrips", "r");
+    if (!f) return;  // VMX (or no SVM module): the fastpath needs nothing more
+    int c = fgetc(f);
+    fclose(f);
+    bool svm = false;
+    if (FILE* ci = fopen("/proc/cpuinfo", "r")) {
+      char line[4096];
+      while (fgets(line, sizeof line, ci))
+        if (!strncmp(line, "flags", 5)) {
+          svm = strstr(line, " svm") != nullptr;
+          break;
+        }
+      fclose(ci);
+    }
+    if (svm && (c == '0' || c == 'N'))
+      result = "kvm_amd.nrips=0 (the CPU has no NRIPS, e.g. QEMU TCG): KVM's SVM fastpath is "
+               "off, so fastpath rows take the slow path here";
+  });
+  return result;
+}
+
 std::optional<std::string> HypercallBroken() {
   static std::optional<std::string> result;
   static std::once_flag once;

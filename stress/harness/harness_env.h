@@ -52,6 +52,11 @@ const HostFacts* Facts(std::string* error);
 std::optional<std::string> StatUnmaintained(const harness::PayloadSpec& spec,
                                             const std::string& stat);
 
+// Why KVM's exit fastpath (x2APIC ICR / TSC-deadline WRMSR, HLT) is off on
+// this host, or nullopt. On SVM it needs NRIPS: QEMU TCG (7.2) has none, so
+// there fastpath-only patch bugs cannot show (Bochs VMX or hardware needed).
+std::optional<std::string> FastpathOff();
+
 // nullopt if a single hypercall completes; else why not (timeout).
 std::optional<std::string> HypercallBroken();
 

@@ -22,5 +22,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g\n",
                std::string(harness_test::config().profile.name).c_str(),
                harness_test::config().scale);
+  if (auto off = harness_test::FastpathOff())
+    std::fprintf(stderr, "harness_test: note: %s\n", off->c_str());
   return RUN_ALL_TESTS();
 }
