@@ -94,7 +94,9 @@ def figures(entry):
         return None, None  # the benchmark says it measured nothing usable
     cycles = pick(entry, CYCLE_KEYS)
     ns = pick(entry, NS_KEYS)
-    if ns is None and "real_time" in entry:
+    # real_time is the figure only for benchmarks without counters; next to
+    # a cycles counter it is a wall-clock mean that would mislead.
+    if ns is None and cycles is None and "real_time" in entry:
         ns = float(entry["real_time"]) * TIME_TO_NS.get(entry.get("time_unit", "ns"), 1.0)
     return cycles, ns
 
