@@ -159,7 +159,8 @@ int main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--max_threads=", 14) == 0) {
       max_threads = std::atoi(argv[i] + 14);
     } else {
-      std::fprintf(stderr, "unknown flag %s (Google Benchmark flags plus --max_threads=N)\n", argv[i]);
+      std::fprintf(stderr, "unknown flag %s (Google Benchmark flags plus --max_threads=N)\n",
+                   argv[i]);
       return 2;
     }
   }
@@ -168,11 +169,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const Strategy& s : kStrategies) {
-    auto* b = benchmark::RegisterBenchmark((std::string("BM_CounterUpdate/") + s.name).c_str(), s.fn);
+    auto* b =
+        benchmark::RegisterBenchmark((std::string("BM_CounterUpdate/") + s.name).c_str(), s.fn);
     for (int n : bench::ThreadCounts(max_threads)) b->Arg(n);
     b->ArgName("threads")->UseManualTime()->Unit(benchmark::kNanosecond);
   }
-  benchmark::AddCustomContext("bench.note",
+  benchmark::AddCustomContext(
+      "bench.note",
       "ns_per_update/cycles_per_update: median cost of one counter update per "
       "thread over windows in which all threads were running at once; "
       "real_time: wall-clock mean including preemption by other load");

@@ -9,8 +9,8 @@
 namespace bench {
 
 struct ProfileContext {
-  std::string stage;        // e.g. "first_user_instruction", "after_stress"
-  double uptime_s = -1;     // guest uptime at the read, if known
+  std::string stage;     // e.g. "first_user_instruction", "after_stress"
+  double uptime_s = -1;  // guest uptime at the read, if known
   int online_cpus = 0;
 };
 

@@ -46,20 +46,20 @@ std::string BootProfileJson(const exitstats::Client& client, const ProfileContex
     auto e = client.ReasonExits64(r);
     auto c = client.ReasonCycles(r);
     const bool counted = e.kind == exitstats::ReasonAnswer::Kind::kCounted;
-    const char* status = counted ? "counted"
+    const char* status = counted                                               ? "counted"
                          : e.kind == exitstats::ReasonAnswer::Kind::kUndefined ? "undefined"
-                                                                              : "malformed";
+                                                                               : "malformed";
     if (counted) sum += e.value;
     reasons += std::string(reasons.empty() ? "" : ",\n") + "    {\"reason\": " + U64(r) +
                ", \"name\": " + Quote(info ? info->name : "") + ", \"status\": \"" + status +
-               "\", \"exits\": " + U64(counted ? e.value : 0) +
-               ", \"cycles\": " + U64(c.kind == exitstats::ReasonAnswer::Kind::kCounted ? c.value : 0) +
-               "}";
+               "\", \"exits\": " + U64(counted ? e.value : 0) + ", \"cycles\": " +
+               U64(c.kind == exitstats::ReasonAnswer::Kind::kCounted ? c.value : 0) + "}";
   }
   const uint64_t total_end = client.TotalExits64();
   j += "  \"patched\": true,\n";
   j += "  \"abi_version\": " + U64(disc->version) + ",\n";
-  j += std::string("  \"vendor\": \"") + (disc->vendor() == exitstats::Vendor::kSvm ? "svm" : "vmx") + "\",\n";
+  j += std::string("  \"vendor\": \"") +
+       (disc->vendor() == exitstats::Vendor::kSvm ? "svm" : "vmx") + "\",\n";
   j += std::string("  \"host_wide\": ") + (disc->host_wide() ? "true" : "false") + ",\n";
   j += "  \"highest_reason\": " + U64(highest) + ",\n";
   j += "  \"total_exits\": " + U64(total_start) + ",\n";

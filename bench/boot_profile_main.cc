@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   } else {
     FILE* f = std::fopen(out.c_str(), "w");
     if (!f || std::fputs(json.c_str(), f) < 0 || std::fclose(f) != 0) {
-      std::fprintf(stderr, "boot_profile: cannot write %s: %s\n", out.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "boot_profile: cannot write %s: %s\n", out.c_str(),
+                   std::strerror(errno));
       return 2;
     }
   }

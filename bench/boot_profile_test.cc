@@ -1,12 +1,13 @@
 // boot_profile's JSON against a model host that counts its own queries, as
 // the patch does (each CPUID is an exit, counted before it is answered).
+#include "boot_profile.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <regex>
 #include <string>
 
-#include "boot_profile.h"
 #include "exitstats/reasons.h"
 
 namespace {
@@ -29,13 +30,19 @@ struct ModelHost {
     uint64_t cyc = 0;
     for (auto& [r, c] : cycles) cyc += c;
     switch (leaf) {
-      case 0x4FFFFFF0: return {0x5453584B, 1, 77, 2};
-      case 0x4FFFFFF1: return {0, hi(total()), lo(total()), 0};
+      case 0x4FFFFFF0:
+        return {0x5453584B, 1, 77, 2};
+      case 0x4FFFFFF1:
+        return {0, hi(total()), lo(total()), 0};
       case 0x4FFFFFFF:
-      case 0x4FFFFFFE: return {lo(total()), hi(cyc), lo(cyc), 0};
-      case 0x4FFFFFFD: return defined ? Regs{lo(exits[sub]), 0, 0, 0} : Regs{0, 0, 0, ~0u};
-      case 0x4FFFFFFC: return defined ? Regs{0, hi(cycles[sub]), lo(cycles[sub]), 0} : Regs{0, 0, 0, ~0u};
-      case 0x4FFFFFF2: return defined ? Regs{0, hi(exits[sub]), lo(exits[sub]), 0} : Regs{0, 0, 0, ~0u};
+      case 0x4FFFFFFE:
+        return {lo(total()), hi(cyc), lo(cyc), 0};
+      case 0x4FFFFFFD:
+        return defined ? Regs{lo(exits[sub]), 0, 0, 0} : Regs{0, 0, 0, ~0u};
+      case 0x4FFFFFFC:
+        return defined ? Regs{0, hi(cycles[sub]), lo(cycles[sub]), 0} : Regs{0, 0, 0, ~0u};
+      case 0x4FFFFFF2:
+        return defined ? Regs{0, hi(exits[sub]), lo(exits[sub]), 0} : Regs{0, 0, 0, ~0u};
     }
     return {};
   }
@@ -56,13 +63,15 @@ std::string ReasonLine(const std::string& json, uint32_t reason) {
 
 TEST(BootProfileTest, ReportsEveryReasonAndTotals) {
   auto host = std::make_shared<ModelHost>();
-  exitstats::Client client(exitstats::kSjsu, [host](uint32_t l, uint32_t s) { return (*host)(l, s); });
+  exitstats::Client client(exitstats::kSjsu,
+                           [host](uint32_t l, uint32_t s) { return (*host)(l, s); });
   const std::string j = bench::BootProfileJson(client, {"first_user_instruction", 1.5, 2});
   // Bug caught: 0..77 not all listed (off-by-one on the highest reason).
   EXPECT_NE(j.find("{\"reason\": 77,"), std::string::npos);
   EXPECT_EQ(j.find("{\"reason\": 78,"), std::string::npos);
   // Bug caught: the 32-bit course leaf used instead of the 64-bit count.
-  EXPECT_NE(ReasonLine(j, 30).find("\"exits\": 5000000000"), std::string::npos) << ReasonLine(j, 30);
+  EXPECT_NE(ReasonLine(j, 30).find("\"exits\": 5000000000"), std::string::npos)
+      << ReasonLine(j, 30);
   EXPECT_NE(ReasonLine(j, 30).find("\"cycles\": 9000"), std::string::npos);
   // Bug caught: an undefined reason shown as a counted zero.
   EXPECT_NE(ReasonLine(j, 35).find("\"status\": \"undefined\""), std::string::npos);

@@ -172,10 +172,10 @@ std::vector<Trigger> MakeTriggers() {
       return std::string("ioperm: ") + strerror(errno) + " (needs root/CAP_SYS_RAWIO)";
     return std::nullopt;
   };
-  t.push_back({ExitKind::kIoKernel, "inb 0x21 (PIC IMR, in-kernel irqchip) with ioperm", ports,
-               [](int) {
-                 if (PortsGranted()) benchmark::DoNotOptimize(inb(kPortKernel));
-               }});
+  t.push_back(
+      {ExitKind::kIoKernel, "inb 0x21 (PIC IMR, in-kernel irqchip) with ioperm", ports, [](int) {
+         if (PortsGranted()) benchmark::DoNotOptimize(inb(kPortKernel));
+       }});
   t.push_back({ExitKind::kIoUser, "outb 0x80 (no in-kernel device: userspace VMM) with ioperm",
                ports, [](int) {
                  if (PortsGranted()) outb(0, kPortUser);
@@ -198,10 +198,12 @@ std::vector<Trigger> MakeTriggers() {
                  int cpu = cpus[i % cpus.size()];
                  if (pwrite(wr.For(cpu), &v, 8, kMsrWrite) != 8) std::abort();
                }});
-  t.push_back({ExitKind::kVmcall, amd ? "vmmcall from user mode (KVM answers -EPERM)"
-                                      : "vmcall from user mode (KVM answers -EPERM)",
-               [](auto&) { return ProbeInChild([] { Hypercall(amd); }, "the hypercall instruction"); },
-               [](int) { Hypercall(amd); }});
+  t.push_back(
+      {ExitKind::kVmcall,
+       amd ? "vmmcall from user mode (KVM answers -EPERM)"
+           : "vmcall from user mode (KVM answers -EPERM)",
+       [](auto&) { return ProbeInChild([] { Hypercall(amd); }, "the hypercall instruction"); },
+       [](int) { Hypercall(amd); }});
   t.push_back({ExitKind::kFirstTouch,
                "write to a fresh anonymous page (guest page fault; a stage-2 fault only "
                "when the guest page was never touched before)",
@@ -314,7 +316,8 @@ void BM_HostCycles(benchmark::State& state, Trigger trig) {
     auto after = ReadReason(client, reason);
     if (!before || !after) {
       state.SkipWithError(("reason " + std::to_string(reason) +
-                           " is not counted on this host (undefined or not handled)").c_str());
+                           " is not counted on this host (undefined or not handled)")
+                              .c_str());
       return;
     }
     d_exits += after->exits - before->exits;
@@ -399,7 +402,8 @@ int main(int argc, char** argv) {
     }
     benchmark::AddCustomContext("bench.how." + name, it->how);
   }
-  benchmark::AddCustomContext("bench.ring0_only", ring0_only + " (no user-mode trigger: see ring0_exit_benchmark)");
+  benchmark::AddCustomContext("bench.ring0_only",
+                              ring0_only + " (no user-mode trigger: see ring0_exit_benchmark)");
   benchmark::AddCustomContext(
       "bench.note",
       "cycles_per_exit: guest TSC cycles per operation, median over windows in which all vCPUs "

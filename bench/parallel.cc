@@ -2,11 +2,11 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <time.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>

@@ -27,7 +27,7 @@ struct ParallelRun {
   double max_ns = 0;       // slowest participant, wall
   double mean_cpu_ns = 0;  // mean over participants of their thread CPU time
   uint64_t mean_tsc = 0;   // mean TSC cycles per participant (wall)
-  int overlapped = 0;     // participants that passed the barrier together
+  int overlapped = 0;      // participants that passed the barrier together
   int distinct_threads = 0;
 };
 
@@ -89,7 +89,9 @@ struct WindowPlan {
 class Heartbeats {
  public:
   explicit Heartbeats(int n);
-  void Beat(int i) { beats_[i].v.store(beats_[i].v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+  void Beat(int i) {
+    beats_[i].v.store(beats_[i].v.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
   uint64_t Get(int i) const { return beats_[i].v.load(std::memory_order_relaxed); }
 
  private:
