@@ -37,6 +37,27 @@ Dump Dump::FromGuest(const uint8_t* p) {
   return d;
 }
 
+Probes Probes::FromGuest(const uint8_t* p) {
+  return Probes{{At(p, 0), At(p, 1)}, {At(p, 2), At(p, 3)}};
+}
+
+CheckResult CheckProbes(const Probes& p) {
+  std::string bad;
+  const exitstats::Regs want{0, 0, 0, exitstats::kUndefinedReasonEdx};
+  for (int i = 0; i < 2; i++) {
+    const uint32_t r = Probes::kReasonsProbed[i];
+    if (!(p.ext[i] == want))
+      bad += Line(" 0x4FFFFFF2(%u)=%08x:%08x:%08x:%08x", r, p.ext[i].eax, p.ext[i].ebx, p.ext[i].ecx,
+                  p.ext[i].edx);
+    if (!(p.course[i] == want))
+      bad += Line(" course(%u)=%08x:%08x:%08x:%08x", r, p.course[i].eax, p.course[i].ebx,
+                  p.course[i].ecx, p.course[i].edx);
+  }
+  return {"undefined-above-table", bad.empty(),
+          bad.empty() ? "reasons 78 and 0xFFFFFFFF answer undefined on both per-reason leaves"
+                      : "not answered as undefined:" + bad};
+}
+
 Delta Subtract(const Dump& b, const Dump& a) {
   Delta d;
   d.total_exits = a.total_exits - b.total_exits;

@@ -46,6 +46,18 @@ struct Delta {
 };
 Delta Subtract(const Dump& before, const Dump& after);
 
+// Reads beyond the table, taken after the "after" snapshot (they do not
+// touch any delta): 0x4FFFFFF2 and the course per-reason exits leaf, each for
+// reason 78 (first above the highest defined) and 0xFFFFFFFF.
+struct Probes {
+  static constexpr uint32_t kReasonsProbed[2] = {78, 0xFFFFFFFF};
+  exitstats::Regs ext[2], course[2];
+  static Probes FromGuest(const uint8_t* p);
+};
+// Every probe must answer "undefined": EAX=EBX=ECX=0, EDX=0xFFFFFFFF.
+struct CheckResult;
+CheckResult CheckProbes(const Probes& p);
+
 struct Meta {
   std::string mode, vendor, abi;
   uint32_t iterations = 0, touch_pages = 0, switches = 0;

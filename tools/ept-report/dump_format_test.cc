@@ -135,6 +135,22 @@ TEST(Check, TotalMustMatchSumOfReasons) {
   EXPECT_FALSE(Passed(cs, "cycles-are-sum-of-reasons"));
 }
 
+TEST(CheckProbes, ReasonAboveTheTableMustBeUndefined) {
+  // Catches a bound check that lets reason 78 through (mutant 04 answers it
+  // with reason 0's count and EDX=0).
+  const exitstats::Regs undef{0, 0, 0, exitstats::kUndefinedReasonEdx};
+  Probes good{{undef, undef}, {undef, undef}};
+  EXPECT_TRUE(CheckProbes(good).pass);
+  Probes bad = good;
+  bad.course[0] = {5, 0, 0, 0};
+  CheckResult r = CheckProbes(bad);
+  EXPECT_FALSE(r.pass);
+  EXPECT_NE(r.detail.find("course(78)"), std::string::npos) << r.detail;
+  Probes bad2 = good;
+  bad2.ext[1] = {0, 0, 0, 0};
+  EXPECT_FALSE(CheckProbes(bad2).pass);
+}
+
 TEST(Format, ListsDefinedReasonsOnlyWithDeltas) {
   Scenario run;
   const std::string text = Format(run.meta, run.delta());

@@ -37,7 +37,8 @@ extern "C" const uint8_t exitdump_guest[], exitdump_guest_end[], exitdump_guest_
 namespace {
 
 // Guest physical layout; guest.S has the same numbers.
-constexpr uint64_t kLoad = 0x10000, kParams = 0x8000, kBefore = 0x20000, kAfter = 0x30000;
+constexpr uint64_t kLoad = 0x10000, kParams = 0x8000, kBefore = 0x20000, kAfter = 0x30000,
+                   kProbes = 0x38000;
 constexpr uint64_t kMemSize = 64ull << 20;
 constexpr uint16_t kPortIo = 0x1001, kPortDone = 0x1002;
 constexpr uint32_t kMaxTouchPages = (kMemSize - (16ull << 20)) / 4096;
@@ -70,6 +71,7 @@ struct Options {
 
 struct Result {
   exitdump::Dump before, after;
+  exitdump::Probes probes;
   uint64_t io_exits = 0, hlt_exits = 0;
   double seconds = 0;
 };
@@ -102,8 +104,9 @@ Result RunVm(const Options& o, bool amd, const exitstats::Profile& prof) {
   const size_t code = exitdump_guest_end - exitdump_guest;
   std::memcpy(g + kLoad, exitdump_guest, code);
   if (amd) g[kLoad + (exitdump_guest_vmcall - exitdump_guest) + 2] = 0xd9;  // VMMCALL
-  uint32_t params[8] = {0x50444D58, o.iterations, o.touch_pages, o.switches, prof.reason_cycles,
-                        exitdump::kReasons, prof.total_cycles, o.vmcall ? o.iterations : 0};
+  uint32_t params[9] = {0x50444D58, o.iterations, o.touch_pages, o.switches, prof.reason_cycles,
+                        exitdump::kReasons, prof.total_cycles, o.vmcall ? o.iterations : 0,
+                        prof.reason_exits};
   std::memcpy(g + kParams, params, sizeof params);
 
   int vcpu = Ioctl(vm, KVM_CREATE_VCPU, "KVM_CREATE_VCPU", 0);
@@ -199,6 +202,7 @@ Result RunVm(const Options& o, bool amd, const exitstats::Profile& prof) {
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res.before = exitdump::Dump::FromGuest(g + kBefore);
   res.after = exitdump::Dump::FromGuest(g + kAfter);
+  res.probes = exitdump::Probes::FromGuest(g + kProbes);
   munmap(run, run_size);
   close(vcpu);
   close(vm);
@@ -276,6 +280,7 @@ int main(int argc, char** argv) {
                       o.touch_pages, o.switches, res.seconds, o.vmcall ? o.iterations : 0};
   std::fputs(exitdump::Format(meta, d).c_str(), stdout);
   auto checks = exitdump::Check(meta, d);
+  checks.push_back(exitdump::CheckProbes(res.probes));
   bool ok = true;
   for (const auto& c : checks) {
     std::printf("check\t%s\t%s\t%s\n", c.name.c_str(), c.pass ? "PASS" : "FAIL", c.detail.c_str());

@@ -23,6 +23,8 @@
 #define P_NREASONS 0x14
 #define P_LEAF_TCYC 0x18
 #define P_VMCALLS 0x1C
+#define P_LEAF_REXITS 0x20
+#define PROBES 0x38000
 #define BEFORE 0x20000
 #define AFTER 0x30000
 #define STACK 0x7000
@@ -35,6 +37,7 @@
 #define MSR_WRITE 0x17A /* IA32_MCG_STATUS: writable with 0 */
 #define HC_UNKNOWN 0xFFFF
 
+#define STORE mov %eax, (%edi); mov %ebx, 4(%edi); mov %ecx, 8(%edi); mov %edx, 12(%edi); add $16, %edi
 #define ADDR(label) (LOAD + (label - exitdump_guest))
 
   .section .rodata
@@ -133,6 +136,26 @@ exitdump_guest_vmcall:  /* the host rewrites this to VMMCALL on AMD */
 7:
   mov $AFTER, %edi
   call dump_rel
+  /* Boundary probes, after every delta has been read: reason 78 (the first
+   * above the table) and 0xFFFFFFFF on the 64-bit and the course per-reason
+   * leaf; all four must answer "undefined" (EDX=0xFFFFFFFF, rest 0). */
+  mov $PROBES, %edi
+  mov $0x4FFFFFF2, %eax
+  mov $78, %ecx
+  cpuid
+  STORE
+  mov $0x4FFFFFF2, %eax
+  mov $0xFFFFFFFF, %ecx
+  cpuid
+  STORE
+  mov PARAMS + P_LEAF_REXITS, %eax
+  mov $78, %ecx
+  cpuid
+  STORE
+  mov PARAMS + P_LEAF_REXITS, %eax
+  mov $0xFFFFFFFF, %ecx
+  cpuid
+  STORE
   mov $PORT_DONE, %dx
   out %al, %dx
 12:
@@ -143,7 +166,6 @@ exitdump_guest_vmcall:  /* the host rewrites this to VMMCALL on AMD */
  * reason r < NREASONS: 0x4FFFFFF2(r) and the profile's per-reason cycles leaf.
  * 16 bytes (EAX, EBX, ECX, EDX) per CPUID. Keep in sync with kDumpCpuids. */
 dump_rel:
-#define STORE mov %eax, (%edi); mov %ebx, 4(%edi); mov %ecx, 8(%edi); mov %edx, 12(%edi); add $16, %edi
   mov $0x4FFFFFF0, %eax
   xor %ecx, %ecx
   cpuid
