@@ -142,6 +142,21 @@ void MarkStage(const std::string& stage, bool begin) {
 // ---- leak counters ----------------------------------------------------------
 
 std::optional<std::map<std::string, uint64_t>> KvmSlabObjects() {
+  // Shrink the kvm caches first: kmem_cache_shrink() also drains KASAN's
+  // quarantine of that cache, whose freed objects otherwise still count as
+  // active (measured: kvm_vcpu 12->160 after 200 VMs on the KASAN kernel,
+  // with kmemleak finding nothing).
+  if (DIR* d = opendir("/sys/kernel/slab")) {
+    while (dirent* e = readdir(d))
+      if (std::strstr(e->d_name, "kvm")) {
+        int fd = open(("/sys/kernel/slab/" + std::string(e->d_name) + "/shrink").c_str(), O_WRONLY);
+        if (fd >= 0) {
+          (void)!write(fd, "1", 1);
+          close(fd);
+        }
+      }
+    closedir(d);
+  }
   std::ifstream f("/proc/slabinfo");
   if (!f) return std::nullopt;
   std::map<std::string, uint64_t> m;

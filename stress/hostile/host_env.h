@@ -61,7 +61,8 @@ std::optional<std::string> ReportClass(const std::string& line);
 void MarkStage(const std::string& stage, bool begin);
 
 // Leak counters: active objects of slab caches whose name contains `kvm`
-// (from /proc/slabinfo), and VM directories under /sys/kernel/debug/kvm.
+// (from /proc/slabinfo, after shrinking them, which drains KASAN's
+// quarantine), and VM directories under /sys/kernel/debug/kvm.
 std::optional<std::map<std::string, uint64_t>> KvmSlabObjects();
 std::optional<uint64_t> KvmDebugfsVms();
 // kmemleak: "clear" now; Scan() later returns the number of new suspects.
