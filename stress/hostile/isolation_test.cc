@@ -10,7 +10,8 @@
 //     kmemleak suspects are left behind.
 // Knobs: HOSTILE_ISO_BUSY_CPUIDS (per busy vCPU, default 20000),
 //        HOSTILE_CHURN_VMS (default 200), HOSTILE_CHURN_SLACK (slab objects
-//        per kvm cache that may legitimately stay cached, default 16).
+//        per kvm cache that may legitimately stay, default 16; the bound is
+//        max(slack, VMs/2): a leak of one object per VM exceeds it).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -74,9 +75,10 @@ TEST(HostileIsolation, IdleVmTotalsDoNotMoveByBusyVmExits) {
   uint64_t p_prev = Total64(idle, deadline), s_prev = idle.KvmExits(0);
   const uint64_t p_first = p_prev, s_first = s_prev;
   uint32_t t32_prev = idle.Cpuid(0, profile.total_exits, 0, deadline).eax;
-  s_prev = idle.KvmExits(0);
+  const uint64_t s_before = idle.KvmExits(0);
   p_prev = Total64(idle, deadline);
   s_prev = idle.KvmExits(0);
+  uint64_t prev_step = s_prev - s_before;
 
   std::vector<uint64_t> done(2, 0);
   std::atomic<bool> running{true};
@@ -95,11 +97,17 @@ TEST(HostileIsolation, IdleVmTotalsDoNotMoveByBusyVmExits) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const uint64_t p = Total64(idle, deadline);
     const uint64_t s = idle.KvmExits(0);
-    // P(k)-P(k-1) = the OUT ending probe k-1, strays, and probe k's CPUID;
-    // S(k)-S(k-1) holds all of those plus probe k's OUT: so P steps <= S steps.
-    EXPECT_LE(p - p_prev, s - s_prev)
+    // P(k)-P(k-1) = strays after probe k-1's CPUID, its OUT, strays, probe
+    // k's CPUID; S(k)-S(k-1) = strays, probe k's CPUID, strays, its OUT. So a
+    // P step is bounded by the S step plus the previous S step's strays
+    // (that step minus its own CPUID and OUT): exact up to the idle vCPU's
+    // own interrupts, thousands below a leak of the busy VM's exits.
+    const uint64_t allowed = (s - s_prev) + (prev_step > 2 ? prev_step - 2 : 0);
+    EXPECT_LE(p - p_prev, allowed)
         << "the idle VM's total rose by " << p - p_prev << " while KVM saw only " << s - s_prev
-        << " exits of its vCPU: another VM's exits leak into it";
+        << " exits of its vCPU (+" << allowed - (s - s_prev)
+        << " strays of the step before): another VM's exits leak into it";
+    prev_step = s - s_prev;
     EXPECT_GE(p, p_prev + 2) << "a probe's own exits were not counted";
     max_step = std::max(max_step, p - p_prev);
     p_prev = p;
@@ -213,8 +221,8 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
           std::to_string(min_margin));
   fig.Add(section, "wall time", Fmt("%.1f s", secs));
 
-  // Leaks: give RCU-deferred frees a moment first.
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Leaks: give RCU-deferred frees (TDP MMU pages) a moment first.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
   if (vms_before) {
     const auto vms_after = KvmDebugfsVms();
     EXPECT_EQ(vms_after.value_or(0), *vms_before) << "VM directories left in /sys/kernel/debug/kvm";
@@ -229,12 +237,22 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
     std::string grew;
     for (const auto& [name, after] : slab_after.value_or(std::map<std::string, uint64_t>{})) {
       const uint64_t before = slab_before->count(name) ? slab_before->at(name) : 0;
-      if (after > before + slack) grew += Fmt(" %s %llu->%llu", name.c_str(),
+      // A leak of one object per VM grows a cache by `churn`; the live
+      // stress and probe VMs may legitimately add a few (lazily built MMU
+      // pages), hence max(slack, churn / 2).
+      if (after > before + std::max<uint64_t>(slack, churn / 2)) grew += Fmt(" %s %llu->%llu", name.c_str(),
                                               static_cast<unsigned long long>(before),
                                               static_cast<unsigned long long>(after));
     }
     EXPECT_TRUE(grew.empty()) << "kvm slab caches grew after " << churn << " VMs:" << grew;
-    fig.Add(section, "kvm slab caches grown beyond slack", grew.empty() ? "none" : grew);
+    std::string all;
+    for (const auto& [name, after] : slab_after.value_or(std::map<std::string, uint64_t>{}))
+      all += Fmt(" %s %llu->%llu", name.c_str(),
+                 static_cast<unsigned long long>(slab_before->count(name) ? slab_before->at(name) : 0),
+                 static_cast<unsigned long long>(after));
+    fig.Add(section, "kvm slab objects before->after (shrunk first)", all.empty() ? "none" : all);
+    fig.Add(section, "kvm slab caches grown by half an object per churned VM or more",
+            grew.empty() ? "none" : grew);
   } else {
     fig.Add(section, "kvm slab objects", "not available (/proc/slabinfo needs CONFIG_SLUB_DEBUG)");
   }
