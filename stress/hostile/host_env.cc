@@ -214,7 +214,10 @@ void Figures::SetDir(const std::string& dir) { dir_ = dir; }
 
 std::string Figures::path() const { return dir_ + "/hostile.md"; }
 
-void Figures::Add(const std::string& section, const std::string& key, const std::string& value) {
+void Figures::Add(const std::string& section, const std::string& key, const std::string& raw) {
+  // One table cell: no line breaks, no column separators.
+  std::string value;
+  for (char c : raw) value += c == '\n' ? std::string(" / ") : c == '|' ? std::string("/") : std::string(1, c);
   static std::mutex mu;
   std::lock_guard l(mu);
   auto it = std::find_if(sections_.begin(), sections_.end(),
