@@ -346,6 +346,11 @@ def collect(res):
                 s.tail = log
             stages.append(s)
 
+    # A run that never got to L1 and names no failure is still not a pass.
+    if l1_end is None and not any(x.status in ("FAIL", "INFRA") for x in stages):
+        stages.append(Stage("incomplete", "run", "INFRA", None,
+                            "incomplete: L1 never ran and no stage says why"))
+
     coll = Stage("collect", "collect", "PASS", time.monotonic() - t_collect)
     stages.append(coll)
     return stages, exits, junit_rows

@@ -201,6 +201,23 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("INFRASTRUCTURE FAILURE in: kernel", out)
         self.assertIn("PATCH DOES NOT APPLY", err)
 
+    def test_incomplete_run_is_not_a_pass(self):
+        """Catches: a run killed before L1 (nothing failed yet) printing PASS."""
+        r = Results()
+        r.put("stages.tsv", "deps\tPASS\t1.0\t\n")
+        os.remove(os.path.join(r.dir, "l1.end"))
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("incomplete", out)
+
+    def test_interrupted_row_is_infra(self):
+        """Catches: the interrupt row nested-run records not failing the verdict."""
+        r = Results()
+        r.put("stages.tsv", "deps\tPASS\t1.0\t\ninterrupted\tINFRA\t0\tinterrupted by a signal\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("interrupted", out)
+
 
 if __name__ == "__main__":
     unittest.main()
