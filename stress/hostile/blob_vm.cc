@@ -221,7 +221,8 @@ void BlobVm::RunAll(const Fill& fill, const Check& check, Clock::time_point dead
       } catch (const GuestTimeout& e) {
         fail(i, e.what(), true);
       } catch (const std::exception& e) {
-        fail(i, Fmt("vCPU %u: %s", i, e.what()), false);
+        const std::string what = e.what();
+        fail(i, what.rfind("vCPU ", 0) == 0 ? what : Fmt("vCPU %u: %s", i, e.what()), false);
       }
     });
   }
