@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <optional>
 #include <thread>
 
 #include "exitstats/reasons.h"
@@ -58,6 +60,17 @@ TEST(HostileConcurrency, WritersReadersAndScopeFlipsLoseNoUpdate) {
   std::atomic<uint64_t> flips{0};
   cpuids[0] = 1;  // the discovery query
 
+  // KCSAN's own counters prove it was watching (a quiet log proves nothing
+  // if no watchpoint was ever set up).
+  auto kcsan_stat = [](const std::string& key) -> std::optional<uint64_t> {
+    std::ifstream f("/sys/kernel/debug/kcsan");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1));
+    return std::nullopt;
+  };
+  const auto wp0 = kcsan_stat("setup_watchpoints");
+  const auto races0 = kcsan_stat("data_races");
   KmsgWatch watch;
   const auto t0 = Clock::now();
   std::thread toggler([&] {
@@ -145,6 +158,13 @@ TEST(HostileConcurrency, WritersReadersAndScopeFlipsLoseNoUpdate) {
   fig.Add(section, "host-wide scope flips during the run", std::to_string(flips.load()));
   fig.Add(section, "KCSAN skip_watch during the run",
           skip_watch.exists() ? *skip_watch.Read() : std::string("n/a (no KCSAN)"));
+  if (wp0) {
+    const auto wp1 = kcsan_stat("setup_watchpoints");
+    const auto races1 = kcsan_stat("data_races");
+    fig.Add(section, "KCSAN watchpoints set up / data races seen during the stage (whole kernel)",
+            Fmt("%llu / %llu", static_cast<unsigned long long>(wp1.value_or(0) - *wp0),
+                static_cast<unsigned long long>(races1.value_or(0) - races0.value_or(0))));
+  }
   ExpectNoKernelReports(watch, section);
 }
 
