@@ -31,7 +31,7 @@ constexpr std::array kGuestExits = {
                  "pwrite of MSR 0x1A0 with its own value (slow path)"},
     GuestExitRow{GuestExit::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, 1, true,
                  "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
-    GuestExitRow{GuestExit::kHlt, "hlt", reason::kHlt, 10, false,
+    GuestExitRow{GuestExit::kHlt, "hlt", reason::kHlt, 40, false,
                  "a token passed around the vCPUs: the ones waiting idle (idle loop HLT)"},
 };
 }  // namespace

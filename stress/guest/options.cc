@@ -40,7 +40,7 @@ std::string Usage() {
          "  --profile sjsu|f22    ABI profile of the course leaves (default sjsu;\n"
          "                        --abi is the same flag)\n"
          "  --iterations N        operations per vCPU per exit type (default 10000;\n"
-         "                        hlt does N/10 sleeps)\n"
+         "                        hlt waits N/40 times)\n"
          "  --cpus N|LIST         the first N online CPUs, or a list like 0,2-3\n"
          "                        (default: every online CPU)\n"
          "  --exits LIST          comma-separated exit types (default: all):\n" +
