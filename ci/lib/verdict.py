@@ -33,6 +33,10 @@ TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
 HOST_ORDER = ["deps", "kernel", "project", "images"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
+PATCH_DIR = os.path.join(HERE, "..", "..", "kernel-patch")
+# Stages that run a test binary in L1 itself (not an L2 guest): their log,
+# JUnit file and "not in the image" status (127) are named after the stage.
+L1_BINARIES = {"harness": "harness_test", "hostile": "hostile_test"}
 
 # Used only when ci/sanitizers/scan-klog is absent.
 KLOG_FALLBACK = re.compile(
@@ -139,13 +143,19 @@ def table(headers, rows):
     return "\n".join(out)
 
 
-def scan_klog(log, stage_label, out_json):
-    """(status, note) for one kernel log: FAIL if a sanitizer/WARN/BUG report."""
+def scan_klog(log, stage_label, out_json, sanitizer=""):
+    """(status, note) for one kernel log: FAIL if a sanitizer/WARN/BUG report.
+    On a KCSAN kernel, races outside the patch's code are listed, not failed
+    (the kernel has known benign ones); races in the patch always fail."""
     if not os.path.exists(log) or os.path.getsize(log) == 0:
         return None
     if os.access(SCAN_KLOG, os.X_OK):
-        r = subprocess.run([SCAN_KLOG, log, "--stage", stage_label, "--json", out_json],
-                           capture_output=True, text=True)
+        cmd = [SCAN_KLOG, log, "--stage", stage_label, "--json", out_json]
+        if os.path.isdir(PATCH_DIR):
+            cmd += ["--patch", PATCH_DIR]
+        if sanitizer == "kcsan":
+            cmd += ["--elsewhere-ok", "KCSAN"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
             return ("PASS", "no reports")
         if r.returncode == 1:
@@ -211,7 +221,8 @@ def collect(res):
         s = Stage(name, label)
         stages.append(s)
         st = os.path.join(l1, "stages")
-        log = (os.path.join(l1, "logs", "harness.log") if name == "harness"
+        binary = L1_BINARIES.get(name)
+        log = (os.path.join(l1, "logs", f"{name}.log") if binary
                else os.path.join(l1, "logs", f"{name}.console.log"))
         end = read_triple(os.path.join(st, f"{name}.end"))
         started = read(os.path.join(st, f"{name}.start"))
@@ -238,9 +249,9 @@ def collect(res):
         problems, failures, notes = [], [], []
         if timed_out(rc, secs, limit):
             problems.append(f"timed out after {limit:.0f}s")
-        elif name == "harness" and rc == 127:
-            problems.append("harness_test not built (not in the L1 image)")
-        elif name != "harness" and rc != 0:
+        elif binary and rc == 127:
+            problems.append(f"{binary} not built (not in the L1 image)")
+        elif not binary and rc != 0:
             problems.append(f"QEMU for L2 exited {rc}")
         # Binaries run inside L2: their own exit codes and timeouts.
         for rcfile in sorted(glob.glob(os.path.join(l1, name, "rc", "*"))):
@@ -257,15 +268,15 @@ def collect(res):
                 failures.append(f"{bname}: no patched host detected (exit 77)")
             elif brc[0] != 0:
                 failures.append(f"{bname} exit {brc[0]}")
-        if name == "harness" and rc not in (0, 127) and not timed_out(rc, secs, limit):
-            failures.append(f"harness_test exit {rc}")
+        if binary and rc not in (0, 127) and not timed_out(rc, secs, limit):
+            failures.append(f"{binary} exit {rc}")
         # Required result files.
         for pattern in files:
             found = glob.glob(os.path.join(l1, pattern))
             if not found:
                 problems.append(f"missing result {pattern}")
         # JUnit.
-        xmls = sorted(set(glob.glob(os.path.join(l1, "junit", "*.xml")) if name == "harness"
+        xmls = sorted(set(glob.glob(os.path.join(l1, "junit", f"{name}.xml")) if binary
                           else glob.glob(os.path.join(l1, name, "junit", "*.xml"))))
         for x in xmls:
             rel = os.path.relpath(x, res)
@@ -334,12 +345,16 @@ def collect(res):
             stages.append(Stage(name, name, p[1], float(p[2] or 0), p[3]))
 
     # Kernel logs: L1's console (all of L1's life) and each L2's console.
+    conf = dict(l.split("=", 1) for l in (read(os.path.join(res, "run.conf"), "") or "").splitlines()
+                if "=" in l)
+    sanitizer = conf.get("sanitizer", "")
     klogs = [(console, "L1")]
     for name, label, _ in expected:
-        if name != "harness":
+        if name not in L1_BINARIES:
             klogs.append((os.path.join(l1, "logs", f"{name}.console.log"), label))
     for log, who in klogs:
-        r = scan_klog(log, who, os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json"))
+        r = scan_klog(log, who, os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json"),
+                      sanitizer)
         if r is not None:
             s = Stage(f"klog-{who}", f"kernel log ({who})", r[0], None, r[1])
             if r[0] != "PASS":

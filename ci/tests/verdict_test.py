@@ -172,6 +172,47 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 1, out)
         self.assertIn("FAIL", line_of(out, "kernel log (L1)"))
 
+    def with_hostile(self, rc, junit):
+        r = Results(shapes=(2,))
+        with open(os.path.join(r.dir, "expected.tsv"), "a") as f:
+            f.write("hostile\thostile in L1\tjunit/hostile.xml\n")
+        r.stage("hostile", f"{rc} 70.0 300")
+        if junit:
+            r.put("l1/junit/hostile.xml", junit)
+        r.put("l1/logs/hostile.log", "[  FAILED  ] S.a\n")
+        return r
+
+    def test_hostile_stage_failure_is_a_test_failure(self):
+        """Catches: the hostile stage's JUnit read as the harness's (or not at
+        all), so a fuzz answer off SPEC passes the run."""
+        code, out, _ = self.with_hostile(1, JUNIT_FAIL).run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("FAIL", line_of(out, "hostile in L1"))
+        self.assertIn("hostile_test exit 1", line_of(out, "hostile in L1"))
+        self.assertIn("PASS", line_of(out, "harness in L1"))
+
+    def test_hostile_binary_missing_is_infra(self):
+        """Catches: a stage whose binary was never built counted as passed."""
+        code, out, _ = self.with_hostile(127, None).run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("hostile_test not built", line_of(out, "hostile in L1"))
+
+    def test_kcsan_race_elsewhere_is_listed_not_failed(self):
+        """Catches: a KCSAN kernel failing every run on the kernel's known
+        benign races, or (the other way) a race in the patch passing."""
+        race = ("[   1.0] ==================================================================\n"
+                "[   1.0] BUG: KCSAN: data-race in {fn} / {fn}\n"
+                "[   1.0] \n[   1.0] write to 0xffff888003c1e0b8 of 8 bytes by task 1 on cpu 0:\n"
+                "[   1.0]  {fn}+0x20/0x40\n"
+                "[   1.0] ==================================================================\n")
+        for fn, want in (("tick_sched_do_timer", 0), ("kvm_exit_stats_exit", 1)):
+            r = Results(shapes=(2,))
+            with open(os.path.join(r.dir, "run.conf"), "w") as f:
+                f.write("accel=tcg\nsanitizer=kcsan\n")
+            r.put("logs/l1-console.log", race.format(fn=fn))
+            code, out, _ = r.run()
+            self.assertEqual(code, want, out)
+
     def test_exit_table_failure(self):
         """Catches: an exit row marked failed in the summary not failing the run."""
         r = Results(shapes=(2,))
