@@ -24,6 +24,8 @@ expect_rc 2 --l1-vcpus 0
 expect_rc 2 --abi s24
 expect_rc 2 --skip everything
 expect_rc 2 --l1-append "kvm.x=1'; reboot"
+expect_rc 2 --sanitizer msan
+expect_rc 2 --hostile --vmx
 expect_rc 2 --patch "$t/no-such-dir"
 expect_rc 2 --results
 mkdir -p "$t/precious"; echo keep > "$t/precious/file"
