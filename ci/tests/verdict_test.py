@@ -127,6 +127,17 @@ class VerdictTest(unittest.TestCase):
         code, out, _ = r.run()
         self.assertEqual(code, 3, out)
         self.assertIn("missing result l2-4vcpu/json/exit_stress.json", out)
+        self.assertIn("L2 reset after 20s, before writing results", out)
+
+    def test_l2_qemu_error_is_not_called_a_reset(self):
+        """Catches: a QEMU that failed (exit 1) mislabelled as an L2 reset."""
+        r = Results()
+        r.put("l1/stages/l2-4vcpu.end", "1 3.0 600")
+        r.rm("l1/l2-4vcpu/json/exit_stress.json")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("QEMU for L2 exited 1", out)
+        self.assertNotIn("L2 reset", out)
 
     def test_empty_junit_is_infra(self):
         """Catches: a filter that selected nothing passing with zero tests."""
