@@ -74,11 +74,45 @@ t0=$(cut -d' ' -f1 /proc/uptime)
 # --kill-after: a QEMU that ignores SIGTERM still dies.
 timeout --kill-after=10 "$timeout" "${cmd[@]}" < /dev/null &
 pid=$!
-# Poll for L1's first mark; cheap, and it needs no cooperation from the console.
+# Poll L1's stage marks (cheap, and it needs no cooperation from the
+# console): print each one as it appears, and every 60 s without a new mark
+# say which stage L1 is in and the console's last line.
+# Progress goes to fd 3 when the caller opened it (nested-run: its own
+# stderr, while this script's stderr is the backend log), else to stderr.
+now() { cut -d' ' -f1 /proc/uptime; }
+if { true >&3; } 2>/dev/null; then progress() { echo "$*" >&3; }; else progress() { echo "$*" >&2; }; fi
+declare -A seen=()
+last_news=$t0
 while kill -0 "$pid" 2>/dev/null; do
   if [ ! -e "$share/stages/l1-boot.host" ] && [ -e "$share/stages/l1-boot.end" ]; then
-    awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f\n", b - a }' \
+    awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f\n", b - a }' \
       > "$share/stages/l1-boot.host"
+    progress "nested-run: L1 booted after $(cat "$share/stages/l1-boot.host")s"
+    last_news=$(now)
+  fi
+  for f in "$share"/stages/*.start "$share"/stages/*.end "$share"/stages/*.lost; do
+    [ -e "$f" ] || continue
+    b=${f##*/}
+    case $b in l1-boot.*) continue ;; esac
+    sig=$b:$(stat -c %s "$f")
+    [ -n "${seen[$sig]:-}" ] && continue
+    seen[$sig]=1
+    case $b in
+      *.start) progress "nested-run: L1 stage ${b%.start} started" ;;
+      *.end) read -r erc esecs _ < "$f"
+             progress "nested-run: L1 stage ${b%.end} ended: rc=$erc after ${esecs}s" ;;
+      *.lost) progress "nested-run: L1 stage ${b%.lost}: L2 attempt lost ($(tail -n1 "$f")); L1 repeats it unless tests had failed or retries are used up" ;;
+    esac
+    last_news=$(now)
+  done
+  if awk -v a="$last_news" -v b="$(now)" 'BEGIN { exit !(b - a >= 60) }'; then
+    cur=$(ls -t "$share"/stages/*.start 2>/dev/null | head -n1)
+    [ -n "$cur" ] && [ -e "${cur%.start}.end" ] && cur=
+    cur=${cur##*/}
+    line=$(tr -d '\r' < "$console" | grep -v '^[[:space:]]*$' | tail -n1 | cut -c1-120)
+    el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+    progress "nested-run: L1 running ${el}s of ${timeout}s; waiting for ${cur:+stage ${cur%.start} to end}${cur:-L1 to boot or to start its next stage}; console: $line"
+    last_news=$(now)
   fi
   sleep 0.5
 done

@@ -48,6 +48,7 @@ class Stage:
     def __init__(self, name, label, status="-", secs=None, note=""):
         self.name, self.label, self.status, self.secs, self.note = name, label, status, secs, note
         self.tail = None  # log to show on failure
+        self.lost = []    # L2 boots lost and repeated: [(kind, seconds)]
 
     def row(self):
         secs = "" if self.secs is None else f"{self.secs:.1f}"
@@ -75,6 +76,26 @@ def read_triple(path):
     except (ValueError, IndexError):
         return None
     return rc, secs, limit
+
+
+def read_lost(path):
+    """stages/<stage>.lost ('reset 12.3' per lost attempt) -> [(kind, secs)]."""
+    lost = []
+    for line in (read(path, "") or "").splitlines():
+        parts = line.split()
+        if parts:
+            try:
+                lost.append((parts[0], float(parts[1]) if len(parts) > 1 else 0.0))
+            except ValueError:
+                lost.append((parts[0], 0.0))
+    return lost
+
+
+def describe_lost(lost):
+    """[(reset, 12.3)] -> 'reset once at 12 s'; several -> 'lost 2: reset at 12 s, hang at 420 s'."""
+    if len(lost) == 1:
+        return f"{lost[0][0]} once at {lost[0][1]:.0f} s"
+    return f"lost {len(lost)}: " + ", ".join(f"{k} at {t:.0f} s" for k, t in lost)
 
 
 def timed_out(rc, secs, limit):
@@ -213,6 +234,12 @@ def collect(res):
             boot.status, boot.secs, boot.tail = "INFRA", secs, console
             boot.note = (f"L1 timed out after {limit:.0f}s before its init ran" if rc == 124
                          else f"L1 ended (exit {rc}) before its init mounted the results")
+    boot_lost = [l for l in (read(os.path.join(res, "l1-boot.lost"), "") or "").splitlines() if l]
+    if boot_lost:
+        boot.note = "; ".join(filter(None, [boot.note, (
+            f"L1 {boot_lost[0]}, booted again" if len(boot_lost) == 1
+            else f"L1 lost {len(boot_lost)} times at boot: " + "; ".join(boot_lost))]))
+        boot.lost = [("boot", 0.0)] * len(boot_lost)
     stages.append(boot)
 
     # L1 stages.
@@ -247,6 +274,12 @@ def collect(res):
         rc, secs, limit = end
         s.secs = secs
         problems, failures, notes = [], [], []
+        # Lost L2 boots that L1 repeated (ci.l2_retries): the last attempt's
+        # files are the result; the lost ones are kept as <stage>.lostK.
+        s.lost = read_lost(os.path.join(st, f"{name}.lost"))
+        done = os.path.exists(os.path.join(l1, name, "done"))
+        if s.lost and done:
+            notes.append(describe_lost(s.lost) + ", repeated")
         if timed_out(rc, secs, limit):
             problems.append(f"timed out after {limit:.0f}s")
         elif binary and rc == 127:
@@ -276,7 +309,13 @@ def collect(res):
         # L2 writes its results and then reboots, which -no-reboot turns into
         # QEMU exit 0: exit 0 without results is an L2 that reset (or triple
         # faulted) mid-run - the rare nested-SVM-under-TCG fault.
-        if missing and not binary and rc == 0:
+        if s.lost and not done:
+            k, t = s.lost[-1]
+            what = {"reset": f"L2 reset after {t:.0f}s, before writing results",
+                    "hang": f"L2 hung: killed after {t:.0f}s"}.get(k, f"L2 lost ({k}) after {t:.0f}s")
+            problems.append(what + (f" (every attempt of {len(s.lost)} lost: "
+                                    + describe_lost(s.lost) + ")" if len(s.lost) > 1 else ""))
+        elif missing and not binary and rc == 0:
             problems.append(f"L2 reset after {secs:.0f}s, before writing results")
         # JUnit.
         xmls = sorted(set(glob.glob(os.path.join(l1, "junit", f"{name}.xml")) if binary
@@ -432,7 +471,9 @@ def main(argv):
     with open(os.path.join(res, "verdict.json"), "w") as f:
         json.dump({"exit": code, "verdict": verdict,
                    "stages": [dict(zip(("stage", "status", "seconds", "note"), s.row()),
-                                   name=s.name) for s in stages],
+                                   name=s.name, lost=len(s.lost),
+                                   lost_attempts=[{"kind": k, "seconds": t} for k, t in s.lost])
+                              for s in stages],
                    "exits": [dict(zip(("exit", "vcpus", "expected", "observed", "result"), e))
                              for e in exits],
                    "junit": [dict(zip(("file", "tests", "failures", "errors", "skipped"), j))

@@ -62,6 +62,7 @@ class Results:
             self.put(f"l1/{st}/json/exit_stress.json", json.dumps(SUMMARY_OK))
             self.put(f"l1/{st}/rc/exit_stress", "0 15.0 480")
             self.put(f"l1/{st}/vcpus", f"{n}\n")
+            self.put(f"l1/{st}/done", "19.0\n")
             self.put(f"l1/logs/{st}.console.log", "l2-init: done\n")
 
     def put(self, rel, text):
@@ -128,6 +129,40 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 3, out)
         self.assertIn("missing result l2-4vcpu/json/exit_stress.json", out)
         self.assertIn("L2 reset after 20s, before writing results", out)
+
+    def test_l2_reset_then_repeated_passes_and_says_so(self):
+        """Catches: a lost-and-repeated L2 boot hidden (no note, no JSON count) or failed."""
+        r = Results()
+        r.put("l1/stages/l2-2vcpu.lost", "reset 12.3\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        row = line_of(out, "L2 2-vCPU")
+        self.assertIn("PASS", row)
+        self.assertIn("reset once at 12 s, repeated", row)
+        with open(os.path.join(r.dir, "verdict.json")) as f:
+            stages = {s["name"]: s for s in json.load(f)["stages"]}
+        self.assertEqual(stages["l2-2vcpu"]["lost"], 1)
+        self.assertEqual(stages["l2-4vcpu"]["lost"], 0)
+
+    def test_l2_lost_every_attempt_is_infra(self):
+        """Catches: a shape that lost every attempt passing on an earlier attempt's files."""
+        r = Results()
+        r.put("l1/stages/l2-4vcpu.lost", "reset 9.0\nreset 20.0\nhang 420.0\n")
+        r.rm("l1/l2-4vcpu/done")
+        r.rm("l1/l2-4vcpu/json/exit_stress.json")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        row = line_of(out, "L2 4-vCPU")
+        self.assertIn("L2 hung: killed after 420s", row)
+        self.assertIn("every attempt of 3 lost: lost 3: reset at 9 s, reset at 20 s, hang at 420 s", row)
+
+    def test_l1_lost_at_boot_then_booted_again_says_so(self):
+        """Catches: an L1 boot that was repeated after a panic, hidden from the verdict."""
+        r = Results()
+        r.put("l1-boot.lost", "panicked at boot after 4.2 s\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("L1 panicked at boot after 4.2 s, booted again", line_of(out, "L1 boot"))
 
     def test_l2_qemu_error_is_not_called_a_reset(self):
         """Catches: a QEMU that failed (exit 1) mislabelled as an L2 reset."""
