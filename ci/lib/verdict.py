@@ -140,6 +140,8 @@ def exit_rows(path, vcpus):
         status = str(e.get("status", "")).lower()
         if status.startswith("skip"):
             result = "SKIP"
+        elif status == "n/a":
+            result = "N/A"
         else:
             result = "PASS" if e.get("pass", e.get("ok")) else "FAIL"
         rows.append((str(name), str(e.get("vcpus", vcpus)), str(e.get("expected", "")),

@@ -144,9 +144,12 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
     };
     b.rise_cycles_any = rise64(a0, z0);
     b.rise_cycles_cpuid = rise64(a10, z10);
-    // Total: rises by the burst whatever ECX says. Per reason: rises by the
-    // burst for reason 10 and by less than half as much for reason 0.
-    if (b.rise_exits_cpuid >= n)
+    // Total: rises with the burst whatever ECX says. Per reason: rises with
+    // the burst for reason 10 and by less than half as much for reason 0.
+    // "With the burst" is at least half of it: a counter that loses updates
+    // is still a counter (its losses are a finding of the checks), and an
+    // unpatched answer does not move at all.
+    if (2 * b.rise_exits_cpuid >= n)
       b.roles |= 2 * b.rise_exits_any >= b.rise_exits_cpuid ? kRoleTotalExits : kRoleReasonExits;
     if (b.rise_cycles_cpuid >= n)
       b.roles |= 2 * b.rise_cycles_any >= b.rise_cycles_cpuid ? kRoleTotalCycles : kRoleReasonCycles;

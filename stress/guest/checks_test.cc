@@ -181,14 +181,125 @@ TEST(Checks, UnavailableTriggerSkipsWithItsReasonAndPartialStatus) {
   EXPECT_EQ(ExitStatus({c.LowerBound(GuestExit::kCpuid), r}, true, false), kExitPartial);
 }
 
+// A correct patch with the course leaves alone (no discovery leaf, no 64-bit
+// leaves) passes under the course rubric: the extension checks are not
+// applicable, never a skip or a failure of the run. At assignment 2 the
+// per-reason checks are not applicable too.
+class CourseOnlyHost
+    : public ::testing::TestWithParam<std::tuple<Vendor, size_t, LeafShape, Profile>> {};
+
+TEST_P(CourseOnlyHost, PassesUnderTheCourseRubric) {
+  auto [vendor, cpus, shape, profile] = GetParam();
+  Bugs b;
+  b.shape = shape;
+  ModelEnv env(b, vendor, true, profile);
+  Checker c(env, kSjsu, SmallConfig(cpus));
+  EXPECT_FALSE(c.discovery());
+  EXPECT_TRUE(c.patched());
+  EXPECT_EQ(c.client().profile().name, profile.name) << c.found().Summary();
+  EXPECT_EQ(c.assignment(), shape == LeafShape::kA2 ? 2 : 3) << c.found().Summary();
+  EXPECT_NE(c.HostWords().find("course leaves only"), std::string::npos) << c.HostWords();
+  std::vector<Result> all = RunAll(c);
+  for (const Result& r : all)
+    EXPECT_TRUE(r.status == Result::Status::kPass || r.status == Result::Status::kNotApplicable)
+        << r.check << " " << r.exit << ":\n" << r.Text() << c.found().Summary();
+  EXPECT_EQ(all[0].status, Result::Status::kNotApplicable);  // discovery: an extension
+  EXPECT_EQ(ExitStatus(all, c.patched(), false), kExitPass);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CourseOnlyHost,
+    ::testing::Values(std::tuple{Vendor::kVmx, size_t{4}, LeafShape::kCourse, kSjsu},
+                      std::tuple{Vendor::kSvm, size_t{2}, LeafShape::kCourse, kSjsu},
+                      std::tuple{Vendor::kVmx, size_t{2}, LeafShape::kCourse, kF22},
+                      std::tuple{Vendor::kVmx, size_t{4}, LeafShape::kA2, kSjsu},
+                      std::tuple{Vendor::kSvm, size_t{2}, LeafShape::kA2, kSjsu}));
+
+TEST(CourseOnlyHost, StrictRubricWantsTheExtensionLeaves) {
+  Bugs b;
+  b.shape = LeafShape::kCourse;
+  ModelEnv env(b, Vendor::kVmx);
+  Config cfg = SmallConfig();
+  cfg.rubric = Rubric::kStrict;
+  Checker c(env, kSjsu, cfg);
+  Result r = c.DiscoveryLeaf();
+  EXPECT_EQ(r.status, Result::Status::kFail);
+  EXPECT_NE(r.Text().find("[extension leaves]"), std::string::npos) << r.Text();
+}
+
+TEST(CourseOnlyHost, AssignmentThreeAskedOfAnAssignmentTwoPatchNamesTheMissingLeaves) {
+  Bugs b;
+  b.shape = LeafShape::kA2;
+  ModelEnv env(b, Vendor::kVmx);
+  Config cfg = SmallConfig();
+  cfg.assignment = 3;
+  Checker c(env, kSjsu, cfg);
+  Result r = c.LeafRegisters();
+  EXPECT_EQ(r.status, Result::Status::kFail);
+  EXPECT_NE(r.Text().find("0x4FFFFFFC: per-reason cycles expected, answers like unpatched CPUID"),
+            std::string::npos)
+      << r.Text();
+  EXPECT_NE(r.Text().find("[leaf not implemented / falls through]"), std::string::npos);
+}
+
+// The student bug classes on a course-only host: each is caught and named.
+struct CourseBug {
+  const char* name;
+  std::function<void(Bugs&)> bug;
+  size_t cpus;
+  std::function<Result(Checker&)> check;
+  std::string_view klass;
+};
+
+class CourseOnlyBuggyHost : public ::testing::TestWithParam<CourseBug> {};
+
+TEST_P(CourseOnlyBuggyHost, IsCaughtWithItsBugClass) {
+  const CourseBug& cb = GetParam();
+  Bugs b;
+  b.shape = LeafShape::kCourse;
+  cb.bug(b);
+  ModelEnv env(b, Vendor::kVmx);
+  Checker c(env, kSjsu, SmallConfig(cb.cpus));
+  Result r = cb.check(c);
+  EXPECT_EQ(r.status, Result::Status::kFail) << r.Text();
+  EXPECT_NE(r.Text().find("[" + std::string(cb.klass) + "]"), std::string::npos) << r.Text();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    StudentBugs, CourseOnlyBuggyHost,
+    ::testing::Values(
+        CourseBug{"PlainIncrementLosesUpdates", [](Bugs& b) { b.lost_updates = true; }, 4,
+                  [](Checker& c) { return c.ExactCpuid(); }, bug::kLostUpdates},
+        CourseBug{"CountingOnlyInHandleExitMissesFastpath",
+                  [](Bugs& b) { b.fastpath_not_counted = true; }, 2,
+                  [](Checker& c) { return c.LowerBound(GuestExit::kWrmsrFast); }, bug::kFastpath},
+        CourseBug{"HiLoReadTears", [](Bugs& b) { b.torn_reads = true; }, 2,
+                  [](Checker& c) { return c.TornReads(); }, bug::kTornRead},
+        CourseBug{"UnboundedIndex", [](Bugs& b) { b.truncates_ecx = true; }, 2,
+                  [](Checker& c) { return c.UndefinedVersusNotHandled(); }, bug::kEcx},
+        CourseBug{"MissingElseFallsThrough", [](Bugs& b) { b.fallthrough_clobber = true; }, 2,
+                  [](Checker& c) { return c.LeafRegisters(); }, bug::kRegisters},
+        CourseBug{"UndefinedAnsweredWithZeros", [](Bugs& b) { b.zeros_for_undefined = true; }, 2,
+                  [](Checker& c) { return c.UndefinedVersusNotHandled(); }, bug::kUndefined}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Checks, NumberingIsFoundByBehaviour) {
+  ModelEnv f22({}, Vendor::kSvm, true, kF22);
+  Checker c(f22, kSjsu, SmallConfig());
+  EXPECT_EQ(c.client().profile().name, "f22");
+  EXPECT_EQ(c.DiscoveryLeaf().status, Result::Status::kPass) << c.DiscoveryLeaf().Text();
+}
+
 TEST(Checks, ProfileMismatchIsNamed) {
+  Config forced = SmallConfig();
+  forced.profile_forced = true;  // --profile given: used as it is, and checked
   ModelEnv sjsu;
-  Checker c(sjsu, kF22, SmallConfig());
+  Checker c(sjsu, kF22, forced);
   Result r = c.DiscoveryLeaf();
   EXPECT_EQ(r.status, Result::Status::kFail);
   EXPECT_NE(r.Text().find("--profile sjsu"), std::string::npos) << r.Text();
   ModelEnv f22({}, Vendor::kSvm, true, kF22);
-  Checker c2(f22, kSjsu, SmallConfig());
+  Checker c2(f22, kSjsu, forced);
   EXPECT_NE(c2.DiscoveryLeaf().Text().find("--profile f22"), std::string::npos);
   // Reading f22 leaves with the sjsu layout is caught by the register checks.
   EXPECT_EQ(c2.LeafRegisters().status, Result::Status::kFail);
@@ -233,7 +344,7 @@ TEST(Report, JsonAndTableCarryExpectedObservedAndShortfall) {
   bad.exit = "io";
   bad.observed = 90;
   bad.Fail("io on 2 vCPUs: ... shortfall 10");
-  RunInfo info{"sjsu", "SVM", {0, 1}, 1000, ""};
+  RunInfo info{"sjsu", "SVM", {0, 1}, 1000, "", "patched: full ABI", "course", 3, ""};
   std::string j = JsonSummary({ok, bad}, info, kExitFail);
   EXPECT_NE(j.find("\"cpuid\": {\"vcpus\": 2, \"expected\": 100, \"observed\": 120, \"pass\": true"),
             std::string::npos)

@@ -32,6 +32,7 @@ class CheckTest : public ::testing::Test {
     std::string text = r.Text();
     switch (r.status) {
       case Result::Status::kSkip:
+      case Result::Status::kNotApplicable:
         GTEST_SKIP() << text;
       case Result::Status::kFail:
         ADD_FAILURE() << text;
@@ -113,6 +114,14 @@ int Main(int argc, char** argv) {
   cfg.torn_seconds = opt.torn_seconds;
   cfg.random_ecx = opt.random_ecx;
   cfg.seed = opt.seed;
+  cfg.rubric = *RubricByName(opt.rubric);
+  cfg.assignment = opt.assignment;
+  cfg.profile_forced = opt.profile_given || !opt.leaf_map.empty();
+  Profile profile = *ProfileByName(opt.profile);
+  if (!opt.leaf_map.empty()) {
+    std::string err;
+    profile = *ParseLeafMap(opt.leaf_map, &err);
+  }
 
   std::vector<std::string> gargs_s = {argv[0]};
   gargs_s.insert(gargs_s.end(), opt.passthrough.begin(), opt.passthrough.end());
@@ -127,24 +136,30 @@ int Main(int argc, char** argv) {
 
   RealEnv env;
   if (opt.dry_run) return DryRun(env, opt, cfg);
-  Checker checker(env, *ProfileByName(opt.profile), cfg);
+  Checker checker(env, profile, cfg);
   std::vector<Result> results;
   g_results = &results;
 
   RunInfo info;
-  info.profile = opt.profile;
+  info.profile = std::string(checker.client().profile().name);
   info.cpus = cfg.cpus;
   info.iterations = cfg.iterations;
-  if (checker.discovery())
-    info.vendor = checker.discovery()->vendor() == Vendor::kSvm ? "SVM" : "VMX";
+  info.host = checker.HostWords();
+  info.rubric = opt.rubric;
+  info.assignment = checker.assignment();
+  info.leaves = checker.found().Summary();
+  if (checker.patched())
+    info.vendor = checker.vendor() == Vendor::kSvm ? "SVM" : "VMX";
   else
     info.absence = checker.absence();
 
-  std::printf("exit_stress: profile %s, %zu vCPUs, %llu iterations per vCPU per exit type, %s\n",
-              opt.profile.c_str(), cfg.cpus.size(), (unsigned long long)cfg.iterations,
-              checker.discovery() ? ("patched host, " + info.vendor).c_str()
-                                  : "NO patched host");
-  if (!checker.discovery()) std::printf("exit_stress: %s\n", info.absence.c_str());
+  // What was found and why, once per run.
+  std::printf("exit_stress: %s; rubric %s; %zu vCPUs, %llu iterations per vCPU per exit type\n",
+              info.host.c_str(), opt.rubric.c_str(), cfg.cpus.size(),
+              (unsigned long long)cfg.iterations);
+  std::printf("exit_stress: leaves: %s\n", info.leaves.c_str());
+  for (const auto& m : checker.found().misplaced) std::printf("exit_stress: leaf: %s\n", m.c_str());
+  if (!checker.patched()) std::printf("exit_stress: %s\n", info.absence.c_str());
   std::fflush(stdout);
 
   // Registration order is run order: conformance first, then the load
@@ -169,15 +184,16 @@ int Main(int argc, char** argv) {
     std::cerr << "exit_stress: no check selected (--gtest_filter matches nothing)\n";
     return kExitUsage;
   }
-  int status = ExitStatus(results, checker.discovery().has_value(),
+  int status = ExitStatus(results, checker.patched(),
                           gtest_rc != 0 && unit->failed_test_count() > 0);
 
-  std::printf("\nexit_stress summary (profile %s, %zu vCPUs, vendor %s):\n%s", opt.profile.c_str(),
+  std::printf("\nexit_stress summary (%s, rubric %s, %zu vCPUs, vendor %s):\n%s", info.host.c_str(),
+              opt.rubric.c_str(),
               cfg.cpus.size(), info.vendor.empty() ? "none" : info.vendor.c_str(),
               SummaryTable(results).c_str());
   const char* word = status == kExitPass      ? "PASS: every selected check ran and passed"
                      : status == kExitFail    ? "FAIL: see the failures above"
-                     : status == kExitNoHost  ? "SKIPPED: no patched host (exit-statistics leaves absent)"
+                     : status == kExitNoHost  ? "SKIPPED: unpatched host (no leaf behaves as a counter)"
                      : status == kExitPartial ? "PARTIAL: nothing failed, but some checks were skipped"
                                               : "?";
   std::printf("exit_stress: %s (exit status %d)\n", word, status);

@@ -79,6 +79,11 @@ Regs ModelEnv::Cpuid(uint32_t leaf, uint32_t sub) {
   }
   if (!patched_ || leaf < leaf::kDiscovery) return {};
   const bool f22 = profile_.name == kF22.name;
+  // Leaves the shape leaves out answer as on an unpatched (AMD) host.
+  if (bugs_.shape != LeafShape::kAll && leaf <= leaf::kRawExits64) return {};
+  if (bugs_.shape == LeafShape::kA2 &&
+      !(f22 ? leaf == profile_.total_exits || leaf == profile_.total_cycles : leaf == 0x4FFFFFFF))
+    return {};
   if (leaf == leaf::kDiscovery)
     return {kSignature, kAbiVersion, kHighestDefinedReason,
             (vendor_ == Vendor::kSvm ? flag::kSvm : flag::kVmx) | (f22 ? flag::kF22 : 0u) |

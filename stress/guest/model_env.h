@@ -12,6 +12,10 @@
 
 namespace exitstats::guest {
 
+// Which leaves the model answers, as kvm.exit_stats_leaves shapes the
+// reference: every leaf, the course leaves alone, or assignment 2's totals.
+enum class LeafShape { kAll, kCourse, kA2 };
+
 struct Bugs {
   bool lost_updates = false;         // shared counter, plain ++: 1 in 97 updates lost
   bool racy_backwards = false;       // lost updates that also show as a count going back
@@ -27,6 +31,7 @@ struct Bugs {
   bool total_misses_io = false;      // I/O exits not added to the total
   bool u32_reason_counts = false;    // per-reason counts kept in 32 bits (mutant 08)
   uint64_t seed = 0;                 // not a bug: kvm.exit_stats_seed (flag bit 4)
+  LeafShape shape = LeafShape::kAll; // not a bug: kvm.exit_stats_leaves
 };
 
 class ModelEnv : public Env {

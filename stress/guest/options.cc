@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "exitstats/leaf_finder.h"
+
 #include <algorithm>
 #include <charconv>
 #include <set>
@@ -37,8 +39,15 @@ std::string Usage() {
          "conformance of every leaf, per-exit lower bounds on all vCPUs at once, CPUID\n"
          "exactness, totals versus reasons, cycles, and torn 64-bit reads.\n"
          "\n"
-         "  --profile sjsu|f22    ABI profile of the course leaves (default sjsu;\n"
-         "                        --abi is the same flag)\n"
+         "  --profile sjsu|f22    numbering of the course leaves (--abi is the same\n"
+         "                        flag); default: found by behaviour, each leaf's rise\n"
+         "                        over a burst of CPUIDs (sjsu when nothing counts)\n"
+         "  --leaf-map MAP        a numbering of one's own, e.g. total=0x4FFFFFFC,\n"
+         "                        cycles=0x4FFFFFFD,reason=0x4FFFFFFE,reason_cycles=0x4FFFFFFF\n"
+         "  --rubric course|strict  course (default): what the assignment asks, the\n"
+         "                        extension leaves optional; strict: SPEC.md in full\n"
+         "  --assignment 2|3      level judged: 2 totals only, 3 per reason too\n"
+         "                        (default: the level the leaves show)\n"
          "  --iterations N        operations per vCPU per exit type (default 10000;\n"
          "                        hlt waits N/40 times)\n"
          "  --cpus N|LIST         the first N online CPUs, or a list like 0,2-3\n"
@@ -60,8 +69,10 @@ std::string Usage() {
          "\n"
          "Exit status: 0 every selected check ran and passed; 1 a check failed;\n"
          "2 usage error; 3 nothing failed but some checks were skipped (not root,\n"
-         "no /dev/cpu/N/msr, ...); 77 no patched host (exit-statistics leaves absent),\n"
-         "every check skipped.\n";
+         "no /dev/cpu/N/msr, ...); 77 no patched host (no leaf behaves as a counter),\n"
+         "every check skipped. Checks a host's leaves cannot support (extension\n"
+         "leaves under the course rubric, per-reason leaves at assignment 2) are\n"
+         "not applicable: they neither fail nor make the run partial.\n";
 }
 
 std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
@@ -82,7 +93,8 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
     static const std::set<std::string> kValued = {"--profile", "--abi",   "--iterations",
                                                   "--cpus",    "--exits", "--junit",
                                                   "--json",    "--torn-seconds",
-                                                  "--random-ecx", "--seed"};
+                                                  "--random-ecx", "--seed",
+                                                  "--rubric", "--assignment", "--leaf-map"};
     std::string name = a;
     if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
       name = a.substr(0, eq);
@@ -95,6 +107,18 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
     if (name == "--profile" || name == "--abi") {
       if (!ProfileByName(value)) return "unknown profile " + value + " (sjsu or f22)";
       o->profile = value;
+      o->profile_given = true;
+    } else if (name == "--rubric") {
+      if (value != "course" && value != "strict")
+        return "--rubric wants course or strict, not " + value;
+      o->rubric = value;
+    } else if (name == "--assignment") {
+      if (value != "2" && value != "3") return "--assignment wants 2 or 3, not " + value;
+      o->assignment = value[0] - '0';
+    } else if (name == "--leaf-map") {
+      std::string err;
+      if (!ParseLeafMap(value, &err)) return "--leaf-map: " + err;
+      o->leaf_map = value;
     } else if (name == "--iterations") {
       if (!ParseU64(value, &o->iterations) || o->iterations == 0)
         return "--iterations needs a positive integer, not " + value;

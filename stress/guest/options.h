@@ -12,6 +12,10 @@ namespace exitstats::guest {
 
 struct Options {
   std::string profile = "sjsu";
+  bool profile_given = false;   // --profile on the command line: use it, do not guess
+  std::string leaf_map;         // --leaf-map: a numbering of one's own
+  std::string rubric = "course";
+  int assignment = 0;           // --assignment 2|3; 0: the level the leaves show
   uint64_t iterations = 10000;
   std::string cpus;  // "" = every online CPU; "N" = the first N; "0,2-3" = a list
   std::vector<GuestExit> exits;  // default: every row of GuestExits()

@@ -13,8 +13,15 @@ const char* StatusName(Result::Status s) {
     case Result::Status::kPass: return "PASS";
     case Result::Status::kFail: return "FAIL";
     case Result::Status::kSkip: return "SKIP";
+    case Result::Status::kNotApplicable: return "N/A";
   }
   return "?";
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string o;
+  for (const auto& x : v) o += (o.empty() ? "" : ", ") + x;
+  return o;
 }
 
 }  // namespace
@@ -69,6 +76,10 @@ std::string JsonSummary(const std::vector<Result>& results, const RunInfo& info,
   for (size_t i = 0; i < info.cpus.size(); ++i) j += (i ? ", " : "") + std::to_string(info.cpus[i]);
   j += "],\n  \"iterations\": " + std::to_string(info.iterations) + ",\n";
   j += "  \"patched_host\": " + std::string(info.absence.empty() ? "true" : "false") + ",\n";
+  j += "  \"host\": \"" + JsonEscape(info.host) + "\",\n";
+  j += "  \"rubric\": \"" + JsonEscape(info.rubric) + "\",\n";
+  j += "  \"assignment\": " + std::to_string(info.assignment) + ",\n";
+  j += "  \"leaves\": \"" + JsonEscape(info.leaves) + "\",\n";
   if (!info.absence.empty()) j += "  \"absence\": \"" + JsonEscape(info.absence) + "\",\n";
   j += "  \"exit_status\": " + std::to_string(exit_status) + ",\n  \"checks\": [\n";
   for (size_t i = 0; i < results.size(); ++i) {
@@ -83,6 +94,10 @@ std::string JsonSummary(const std::vector<Result>& results, const RunInfo& info,
     if (r.has_counts)
       j += ", \"expected\": " + std::to_string(r.expected) +
            ", \"observed\": " + std::to_string(r.observed);
+    j += ", \"rubric\": \"" + JsonEscape(r.rubric) + "\", \"classes\": [";
+    for (size_t k = 0; k < r.classes.size(); ++k)
+      j += (k ? ", \"" : "\"") + JsonEscape(r.classes[k]) + "\"";
+    j += "]";
     j += ", \"message\": \"" + JsonEscape(msg) + "\", \"notes\": \"" + JsonEscape(notes) + "\"}";
     j += i + 1 < results.size() ? ",\n" : "\n";
   }
@@ -93,7 +108,8 @@ std::string JsonSummary(const std::vector<Result>& results, const RunInfo& info,
     j += std::string(first ? "\n" : ",\n") + "    \"" + JsonEscape(r.exit) + "\": {\"vcpus\": " +
          std::to_string(r.vcpus) + ", \"expected\": " + std::to_string(r.expected) +
          ", \"observed\": " + std::to_string(r.observed) + ", \"pass\": " +
-         (r.pass() ? "true" : "false") + ", \"status\": \"" + StatusName(r.status) + "\"}";
+         (r.pass() ? "true" : "false") + ", \"status\": \"" + StatusName(r.status) +
+         "\", \"classes\": \"" + JsonEscape(Join(r.classes)) + "\"}";
     first = false;
   }
   j += first ? "}\n}\n" : "\n  }\n}\n";
@@ -104,7 +120,7 @@ int ExitStatus(const std::vector<Result>& results, bool host_present, bool gtest
   bool failed = gtest_failed, skipped = false;
   for (const Result& r : results) {
     failed |= r.status == Result::Status::kFail;
-    skipped |= r.status == Result::Status::kSkip;
+    skipped |= r.status == Result::Status::kSkip;  // kNotApplicable is neither
   }
   if (failed) return kExitFail;
   if (!host_present) return kExitNoHost;

@@ -14,6 +14,10 @@ struct RunInfo {
   std::vector<int> cpus;
   uint64_t iterations = 0;
   std::string absence;  // why the host is not patched, or ""
+  std::string host;     // Checker::HostWords()
+  std::string rubric;   // "course" or "strict"
+  int assignment = 0;   // level judged
+  std::string leaves;   // FoundLeaves::Summary()
 };
 
 // One line per check: check, exit, vCPUs, expected, observed, shortfall, status.

@@ -2,9 +2,10 @@
 //
 // A real submission implements the course leaves and nothing else (no
 // discovery leaf), so the only proof that a leaf is a counter is that it
-// counts: over a burst of N CPUIDs a total-exits leaf rises by at least N
-// whatever ECX holds, a per-reason leaf rises by at least N for ECX=10 and
-// hardly at all for a reason the burst does not cause. Unpatched KVM answers
+// counts: over a burst of N CPUIDs a total-exits leaf rises with the burst
+// (by N/2 at least, so that a lossy counter is still found) whatever ECX
+// holds, a per-reason leaf rises with it for ECX=10 and by less than half as
+// much for a reason the burst does not cause. Unpatched KVM answers
 // a leaf it does not know with zeros (AMD) or with the highest basic leaf's
 // constant data (Intel): neither rises, so neither is ever taken for a counter.
 #pragma once
