@@ -105,13 +105,23 @@ while kill -0 "$pid" 2>/dev/null; do
     esac
     last_news=$(now)
   done
+  # ci/l2-soak: one row per L2 boot.
+  if [ -f "$share/soak/runs.tsv" ]; then
+    rows=$(($(wc -l < "$share/soak/runs.tsv") - 1))
+    if [ "$rows" -gt "${soak_rows:-0}" ]; then
+      soak_rows=$rows
+      progress "nested-run: soak boot $rows: $(tail -n1 "$share/soak/runs.tsv" | cut -f1-4 | tr '\t' ' ')"
+      last_news=$(now)
+    fi
+  fi
   if awk -v a="$last_news" -v b="$(now)" 'BEGIN { exit !(b - a >= 60) }'; then
     cur=$(ls -t "$share"/stages/*.start 2>/dev/null | head -n1)
     [ -n "$cur" ] && [ -e "${cur%.start}.end" ] && cur=
     cur=${cur##*/}
     line=$(tr -d '\r' < "$console" | grep -v '^[[:space:]]*$' | tail -n1 | cut -c1-120)
     el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
-    progress "nested-run: L1 running ${el}s of ${timeout}s; waiting for ${cur:+stage ${cur%.start} to end}${cur:-L1 to boot or to start its next stage}; console: $line"
+    if [ -n "$cur" ]; then what="stage ${cur%.start} to end"; else what="L1 to boot or to start its next stage"; fi
+    progress "nested-run: L1 running ${el}s of ${timeout}s; waiting for $what; console: $line"
     last_news=$(now)
   fi
   sleep 0.5

@@ -193,6 +193,7 @@ def scan_klog(log, stage_label, out_json, sanitizer=""):
 
 def collect(res):
     stages, exits, junit_rows = [], [], []
+    hosts = []  # (stage label, host words, rubric, leaves) from exit_stress --json
     t_collect = time.monotonic()
 
     # Host stages, in pipeline order.
@@ -335,11 +336,22 @@ def collect(res):
             if f or e:
                 failures.append(f"{f + e} failed in {os.path.basename(x)}: "
                                 + ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else ""))
-        # exit_stress summaries.
+        # exit_stress summaries: the exit table, what host it found, and the
+        # bug classes of what failed.
         vcpus = (read(os.path.join(l1, name, "vcpus"), "") or "").strip()
         for j in sorted(glob.glob(os.path.join(l1, name, "json", "*.json"))):
             try:
                 exits.extend(exit_rows(j, vcpus))
+                data = json.loads(read(j))
+                if isinstance(data, dict) and data.get("host"):
+                    hosts.append((label, data.get("host", ""), data.get("rubric", ""),
+                                  data.get("leaves", "")))
+                    found = [f"{c.get('check')}{' ' + c['exit'] if c.get('exit') else ''} "
+                             f"[{', '.join(c.get('classes') or ['?'])}]"
+                             for c in data.get("checks", []) if c.get("status") == "FAIL"]
+                    if found:
+                        notes.append("findings: " + "; ".join(found[:6])
+                                     + (" ..." if len(found) > 6 else ""))
             except (ValueError, AttributeError, TypeError) as err:
                 problems.append(f"unreadable {os.path.relpath(j, res)}: {err}")
         if problems:
@@ -347,7 +359,7 @@ def collect(res):
             s.tail = s.tail or log
             previous_failed = True
         elif failures:
-            s.status, s.note = "FAIL", "; ".join(failures)
+            s.status, s.note = "FAIL", "; ".join(failures + [n for n in notes if n.startswith("findings")])
             s.tail = s.tail or log
         else:
             s.status, s.note = "PASS", "; ".join(notes)
@@ -412,7 +424,7 @@ def collect(res):
 
     coll = Stage("collect", "collect", "PASS", time.monotonic() - t_collect)
     stages.append(coll)
-    return stages, exits, junit_rows
+    return stages, exits, junit_rows, hosts
 
 
 def main(argv):
@@ -421,7 +433,7 @@ def main(argv):
     ap.add_argument("--quiet", action="store_true", help="no log tails")
     args = ap.parse_args(argv)
     res = args.results
-    stages, exits, junit_rows = collect(res)
+    stages, exits, junit_rows, hosts = collect(res)
 
     out = ["", "=== nested-run verdict ===", ""]
     conf = read(os.path.join(res, "run.conf"))
@@ -432,6 +444,13 @@ def main(argv):
     if exits:
         out += ["", "exit types (exit_stress --json):", ""]
         out.append(table(("exit", "vCPUs", "expected", "observed", "result"), exits))
+    if hosts:
+        # What the guest suite found, once per distinct answer (the shapes agree
+        # unless something is wrong).
+        out += [""]
+        for h in dict.fromkeys((h[1], h[2], h[3]) for h in hosts):
+            out.append(f"host: {h[0]}; rubric {h[1] or '?'}")
+            out.append(f"leaves: {h[2]}")
     if junit_rows:
         out += ["", "JUnit files:", ""]
         out.append(table(("file", "tests", "failures", "errors", "skipped"), junit_rows))
@@ -456,7 +475,8 @@ def main(argv):
     l1_end = read_triple(os.path.join(res, "l1.end"))
     total = sum(s.secs or 0 for s in stages if s.name in HOST_ORDER + ["collect"])
     total += l1_end[1] if l1_end else 0
-    out += ["", f"total wall: {total:.1f}s", f"VERDICT: {verdict} (exit {code})", ""]
+    words = f" - {hosts[0][1]}, rubric {hosts[0][2]}" if hosts else ""
+    out += ["", f"total wall: {total:.1f}s", f"VERDICT: {verdict} (exit {code}){words}", ""]
     text = "\n".join(out)
     tails = []
     if not args.quiet:
@@ -472,6 +492,9 @@ def main(argv):
         f.write(text + "\n")
     with open(os.path.join(res, "verdict.json"), "w") as f:
         json.dump({"exit": code, "verdict": verdict,
+                   "host": hosts[0][1] if hosts else "",
+                   "rubric": hosts[0][2] if hosts else "",
+                   "leaves": hosts[0][3] if hosts else "",
                    "stages": [dict(zip(("stage", "status", "seconds", "note"), s.row()),
                                    name=s.name, lost=len(s.lost),
                                    lost_attempts=[{"kind": k, "seconds": t} for k, t in s.lost])

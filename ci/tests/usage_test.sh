@@ -26,6 +26,10 @@ expect_rc 2 --skip everything
 expect_rc 2 --l1-append "kvm.x=1'; reboot"
 expect_rc 2 --sanitizer msan
 expect_rc 2 --hostile --vmx
+expect_rc 2 --rubric lenient
+expect_rc 2 --l2-retries -1
+expect_rc 2 --soak many
+expect_rc 2 --l2-args "--x;reboot"
 expect_rc 2 --patch "$t/no-such-dir"
 expect_rc 2 --results
 mkdir -p "$t/precious"; echo keep > "$t/precious/file"

@@ -48,10 +48,30 @@ TEST(Options, UsageErrorsAreNamed) {
            {{"--json"}, "--json needs a value"},
            {{"--torn-seconds", "-1"}, "--torn-seconds needs a positive number"},
            {{"positional"}, "unknown flag positional"},
+           {{"--rubric", "lenient"}, "--rubric wants course or strict"},
+           {{"--assignment", "4"}, "--assignment wants 2 or 3"},
+           {{"--leaf-map", "total=0x4FFFFFFF"}, "--leaf-map: leaf map needs all four keys"},
        }) {
     Options o;
     EXPECT_NE(ParseOptions(c.args, &o).find(c.error), std::string::npos) << c.error;
   }
+}
+
+TEST(Options, RubricAssignmentAndLeafMap) {
+  Options o;
+  ASSERT_EQ(ParseOptions({}, &o), "");
+  EXPECT_EQ(o.rubric, "course");  // a student's run: what the assignment asks
+  EXPECT_FALSE(o.profile_given);  // the numbering is found by behaviour
+  ASSERT_EQ(ParseOptions({"--rubric", "strict", "--assignment=2", "--profile", "sjsu",
+                          "--leaf-map",
+                          "total=0x4FFFFFFC,cycles=0x4FFFFFFD,reason=0x4FFFFFFE,"
+                          "reason_cycles=0x4FFFFFFF"},
+                         &o),
+            "");
+  EXPECT_EQ(o.rubric, "strict");
+  EXPECT_EQ(o.assignment, 2);
+  EXPECT_TRUE(o.profile_given);
+  EXPECT_FALSE(o.leaf_map.empty());
 }
 
 TEST(Options, ResolvesCpus) {
@@ -70,7 +90,7 @@ TEST(Options, ResolvesCpus) {
 TEST(Options, HelpNamesEveryExitAndStatus) {
   std::string u = Usage();
   for (const auto& r : GuestExits()) EXPECT_NE(u.find(r.name), std::string::npos) << r.name;
-  for (const char* s : {"0 every", "1 a check failed", "2 usage", "3 nothing failed", "77 no patched"})
+  for (const char* s : {"0 every", "1 a check failed", "2 usage", "3 nothing failed", "77 no patched", "not applicable"})
     EXPECT_NE(u.find(s), std::string::npos) << s;
 }
 

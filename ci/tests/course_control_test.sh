@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Nested test (label `nested`): the positive controls of the course rubric.
+# The reference kernel, narrowed by kvm.exit_stats_leaves to what a student
+# submits (the course leaves alone, or assignment 2's totals alone), must
+# pass exit_stress under the course rubric, and the verdict must say what
+# the suite found. Catches: a check that still needs the project's own
+# discovery or 64-bit leaves (every real submission would then fail or skip),
+# and leaf finding that mistakes a correct course patch for an unpatched host.
+#
+# usage: course_control_test.sh BUILD_DIR course|a2|host-wide [extra nested-run args]
+set -u
+build=$1 shape=$2; shift 2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+case $shape in
+  course) append="kvm.exit_stats_leaves=course" want="course leaves only (profile sjsu, assignment 3)" ;;
+  a2) append="kvm.exit_stats_leaves=a2" want="course leaves only (profile sjsu, assignment 2)" ;;
+  host-wide) append="kvm.exit_stats_leaves=course kvm.exit_stats_host_wide=1"
+             want="course leaves only (profile sjsu, assignment 3)" ;;
+  *) echo "course_control_test: shape must be course, a2 or host-wide" >&2; exit 2 ;;
+esac
+# The kernel ci.nested_run built (same series), so no second build.
+kernel=$(cat "$build/results/kernel.path" 2>/dev/null)
+[ -f "$kernel" ] || kernel=$repo/build/kernel/reference/arch/x86/boot/bzImage
+kargs=()
+[ -f "$kernel" ] && kargs=(--kernel "$kernel")
+out=$build/results-course-$shape
+"$repo/ci/nested-run" --build-dir "$build" --results "$out" "${kargs[@]}" --rubric course \
+  --skip harness,bench --l2-vcpus 4 --l1-append "$append" "$@" > "$out.log" 2>&1
+rc=$?
+cat "$out.log"
+fails=0
+fail() { echo "course_control_test: FAIL: $*"; fails=$((fails + 1)); }
+[ $rc -eq 0 ] || fail "exit $rc, expected 0 (the course rubric passes a correct course-only patch)"
+grep -q "VERDICT: PASS (exit 0) - patched: $want, rubric course" "$out.log" ||
+  fail "the verdict does not say 'patched: $want, rubric course'"
+grep -q 'leaves: .*0x4FFFFFF0: absent, extension checks not applicable' "$out.log" ||
+  fail "the verdict does not say the extension leaves are absent and not applicable"
+echo "course_control_test: $shape: $fails failure(s)"
+[ $fails -eq 0 ]
