@@ -17,6 +17,9 @@
 #                    --console F --vcpus N --mem MB --accel kvm|tcg
 #                    --timeout S [--machine pc|q35|microvm] [--verbose]
 set -uo pipefail
+# One brace group: bash reads it whole before running it, so editing this
+# file during a run cannot break that run.
+{
 
 kernel= initrd= append= share= console= vcpus=4 mem=2048 accel=tcg timeout=1800
 machine=pc verbose=0
@@ -130,3 +133,4 @@ wait "$pid"
 rc=$?
 [ $rc = 137 ] && rc=124   # killed after the grace period: still a timeout
 exit $rc
+}
