@@ -44,7 +44,9 @@ done
 case $accel in
   # MTTCG: one host thread per L1 vCPU, so L1's vCPUs really run in parallel
   # (the concurrency tests need that; DESIGN measured lost updates with it).
-  tcg) accel_args=(-accel tcg,thread=multi,tb-size=256 -cpu max) ;;
+  # CI_TCG_THREAD=single: one host thread for every vCPU (a diagnostic: no
+  # emulator race can happen, and no real parallelism either).
+  tcg) accel_args=(-accel "tcg,thread=${CI_TCG_THREAD:-multi},tb-size=256" -cpu max) ;;
   kvm) accel_args=(-accel kvm -cpu host) ;;
   *) echo "run-qemu: bad --accel $accel" >&2; exit 2 ;;
 esac
