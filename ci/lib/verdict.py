@@ -448,9 +448,12 @@ def main(argv):
         # What the guest suite found, once per distinct answer (the shapes agree
         # unless something is wrong).
         out += [""]
-        for h in dict.fromkeys((h[1], h[2], h[3]) for h in hosts):
-            out.append(f"host: {h[0]}; rubric {h[1] or '?'}")
-            out.append(f"leaves: {h[2]}")
+        seen = {}
+        for _, host, rubric, leaves in hosts:
+            seen.setdefault((host, rubric), leaves)
+        for (host, rubric), leaves in seen.items():
+            out.append(f"host: {host}; rubric {rubric or '?'}")
+            out.append(f"leaves: {leaves}")
     if junit_rows:
         out += ["", "JUnit files:", ""]
         out.append(table(("file", "tests", "failures", "errors", "skipped"), junit_rows))
