@@ -100,6 +100,23 @@ class VerdictTest(unittest.TestCase):
             self.assertIn("PASS", line_of(out, label), label)
         self.assertIn("cpuid", out)  # the exit table is printed
 
+    def test_verdict_names_the_host_and_the_findings(self):
+        """Catches: a verdict that does not say what host the suite found, or
+        failures without their bug class."""
+        r = Results()
+        summary = dict(SUMMARY_OK, host="patched: course leaves only (profile sjsu, assignment 3)",
+                       rubric="course", leaves="0x4FFFFFFF: total exits + cycles",
+                       checks=[{"check": "exact", "exit": "cpuid", "status": "FAIL",
+                                "classes": ["lost updates"]}])
+        for n in (2, 4):
+            r.put(f"l1/l2-{n}vcpu/json/exit_stress.json", json.dumps(summary))
+        r.put("l1/l2-4vcpu/junit/exit_stress.xml", JUNIT_FAIL)
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertEqual(out.count("host: patched: course leaves only"), 1, out)
+        self.assertIn("findings: exact cpuid [lost updates]", line_of(out, "L2 4-vCPU"))
+        self.assertIn("- patched: course leaves only (profile sjsu, assignment 3), rubric course", out)
+
     def test_junit_failure_is_a_test_failure(self):
         """Catches: JUnit failures ignored, or reported as infrastructure."""
         r = Results()
