@@ -106,7 +106,7 @@ while kill -0 "$pid" 2>/dev/null; do
       *.start) progress "nested-run: L1 stage ${b%.start} started" ;;
       *.end) read -r erc esecs _ < "$f"
              progress "nested-run: L1 stage ${b%.end} ended: rc=$erc after ${esecs}s" ;;
-      *.lost) progress "nested-run: L1 stage ${b%.lost}: L2 attempt lost ($(tail -n1 "$f")); L1 repeats it unless tests had failed or retries are used up" ;;
+      *.lost) progress "nested-run: L1 stage ${b%.lost}: attempt lost ($(tail -n1 "$f")); L1 repeats it unless tests had failed or retries are used up" ;;
     esac
     last_news=$(now)
   done

@@ -91,11 +91,16 @@ def read_lost(path):
     return lost
 
 
+# What each kind of lost attempt is, in the verdict's words.
+LOST_WORDS = {"shutdown": "payload triple fault"}
+
+
 def describe_lost(lost):
     """[(reset, 12.3)] -> 'reset once at 12 s'; several -> 'lost 2: reset at 12 s, hang at 420 s'."""
-    if len(lost) == 1:
-        return f"{lost[0][0]} once at {lost[0][1]:.0f} s"
-    return f"lost {len(lost)}: " + ", ".join(f"{k} at {t:.0f} s" for k, t in lost)
+    words = [(LOST_WORDS.get(k, k), t) for k, t in lost]
+    if len(words) == 1:
+        return f"{words[0][0]} once at {words[0][1]:.0f} s"
+    return f"lost {len(words)}: " + ", ".join(f"{k} at {t:.0f} s" for k, t in words)
 
 
 def timed_out(rc, secs, limit):
@@ -280,7 +285,9 @@ def collect(res):
         # Lost L2 boots that L1 repeated (ci.l2_retries): the last attempt's
         # files are the result; the lost ones are kept as <stage>.lostK.
         s.lost = read_lost(os.path.join(st, f"{name}.lost"))
-        done = os.path.exists(os.path.join(l1, name, "done"))
+        # An attempt that ran to its end: L2's end mark, or the L1 binary's JUnit.
+        done = (bool(glob.glob(os.path.join(l1, "junit", f"{name}.xml"))) if binary
+                else os.path.exists(os.path.join(l1, name, "done")))
         if s.lost and done:
             notes.append(describe_lost(s.lost) + ", repeated")
         if timed_out(rc, secs, limit):

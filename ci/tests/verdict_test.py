@@ -173,6 +173,14 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("L2 hung: killed after 420s", row)
         self.assertIn("every attempt of 3 lost: lost 3: reset at 9 s, reset at 20 s, hang at 420 s", row)
 
+    def test_harness_lost_to_a_payload_triple_fault_then_repeated_passes(self):
+        """Catches: a harness attempt lost to the emulator (and repeated) hidden from the verdict."""
+        r = Results()
+        r.put("l1/stages/harness.lost", "shutdown 14.4\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("payload triple fault once at 14 s, repeated", line_of(out, "harness in L1"))
+
     def test_l1_lost_at_boot_then_booted_again_says_so(self):
         """Catches: an L1 boot that was repeated after a panic, hidden from the verdict."""
         r = Results()
