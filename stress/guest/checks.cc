@@ -170,13 +170,15 @@ Vendor VendorFromLeaf0(Env& env) {
 }
 }  // namespace
 
+CpuidFn Checker::CountedCpuid() {
+  return [this](uint32_t l, uint32_t s) {
+    ++tl_queries;
+    return env_.Cpuid(l, s);
+  };
+}
+
 Checker::Checker(Env& env, Profile profile, Config cfg)
-    : env_(env),
-      cfg_(std::move(cfg)),
-      client_(profile, [this](uint32_t l, uint32_t s) {
-        ++tl_queries;
-        return env_.Cpuid(l, s);
-      }) {
+    : env_(env), cfg_(std::move(cfg)), client_(profile, CountedCpuid()) {
   discovery_ = client_.Discover();
   // The course leaves by behaviour, over a burst of CPUIDs issued through the
   // counting client (each is a reason-10 exit, as any query is).
@@ -188,12 +190,8 @@ Checker::Checker(Env& env, Profile profile, Config cfg)
                       cfg_.candidates, cfg_.profile_forced ? std::optional<Profile>(profile)
                                                            : std::nullopt);
   // The numbering the leaves showed is the one the checks read.
-  if (found_.profile) client_ = Client(*found_.profile, [this](uint32_t l, uint32_t s) {
-    ++tl_queries;
-    return env_.Cpuid(l, s);
-  });
+  if (found_.profile) client_ = Client(*found_.profile, CountedCpuid());
   level_ = cfg_.assignment ? cfg_.assignment : (found_.assignment ? found_.assignment : 3);
-  if (discovery_ && !found_.any_counter()) level_ = cfg_.assignment ? cfg_.assignment : 3;
   vendor_ = discovery_ ? discovery_->vendor() : VendorFromLeaf0(env_);
   if (!patched())
     absence_ = "no patched host: no course leaf 0x4FFFFFFC..0x4FFFFFFF rose over " +

@@ -145,6 +145,8 @@ class Checker {
   Result Start(std::string check, std::string exit, std::string_view klass, unsigned roles,
                bool ext = false) const;
   uint64_t Ops(GuestExit e) const;
+  // env_.Cpuid, counting each call as one of this thread's queries.
+  CpuidFn CountedCpuid();
   bool Strict() const { return cfg_.rubric == Rubric::kStrict; }
   // Exits counted so far: the 64-bit leaves when the host has them, else the
   // course leaves' low 32 bits; Rise() is the wrap-safe difference of two.
