@@ -14,6 +14,7 @@
 
 #include <linux/kvm.h>
 
+#include <optional>
 #include <string>
 
 #include "exitstats/catalogue.h"
@@ -195,12 +196,19 @@ TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
   }
   const harness::VmCheck& c = *r->vm;
   bool exact = !c.discovery.host_wide();
+  // Under shadow paging the guest's first touches are #PF intercepts, filed
+  // (rightly) under reason 0, which the guest does not track: the guest's
+  // reason-48 bookkeeping then predicts nothing.
+  const std::optional<std::string> shadow = ShadowPaging();
+  if (shadow) RecordProperty("shadow_paging", *shadow);
+  auto predicted = [&](uint32_t reason) { return !(shadow && reason == 48); };
   for (int t = 0; t < HARNESS_NR_TRACKED; t++) {
     uint32_t reason = harness::kTrackedReasons[t];
     std::string what = "exit " + std::string(spec().name) + " on " + std::to_string(vcpus()) +
                        " vCPUs, SDM reason " + std::to_string(reason) + " (" +
                        std::string(harness::TrackedName(t)) + ")";
     EXPECT_EQ(c.patch.reason_edx[t], 0u) << what << ": per-reason leaf says undefined";
+    if (!predicted(reason)) continue;
     // Deliberate exits are all there is of these reasons in a ring-0 guest
     // with nothing else running: exact. External interrupts are the host's
     // business, and a first touch may take more than one exit: bounds.
@@ -226,8 +234,9 @@ TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
   int t = harness::TrackedIndex(exit_type().sdm_reason);
   for (const auto& v : r->vcpus) {
     ASSERT_TRUE(v.leaves);
-    EXPECT_GE(v.leaves->reason64[t], v.guest_ops)
-        << Where(v.vcpu) << ": per-reason delta around its own loop";
+    if (predicted(exit_type().sdm_reason))
+      EXPECT_GE(v.leaves->reason64[t], v.guest_ops)
+          << Where(v.vcpu) << ": per-reason delta around its own loop";
     EXPECT_GE(v.leaves->total64, v.guest_ops) << Where(v.vcpu) << ": total around its own loop";
   }
 }

@@ -156,14 +156,25 @@ std::optional<std::string> StatUnmaintained(const PayloadSpec& spec, const std::
   return result;
 }
 
+namespace {
+// First character of a module parameter ('Y', 'N', '0', '1'), or EOF when
+// the module (or the parameter) is not there.
+int ModuleParam(const char* path) {
+  FILE* f = fopen(path, "r");
+  if (!f) return EOF;
+  int c = fgetc(f);
+  fclose(f);
+  return c;
+}
+bool Off(int c) { return c == '0' || c == 'N'; }
+}  // namespace
+
 std::optional<std::string> FastpathOff() {
   static std::optional<std::string> result;
   static std::once_flag once;
   std::call_once(once, [] {
-    FILE* f = fopen("/sys/module/kvm_amd/parameters/nrips", "r");
-    if (!f) return;  // VMX (or no SVM module): the fastpath needs nothing more
-    int c = fgetc(f);
-    fclose(f);
+    int c = ModuleParam("/sys/module/kvm_amd/parameters/nrips");
+    if (c == EOF) return;  // VMX (or no SVM module): the fastpath needs nothing more
     bool svm = false;
     if (FILE* ci = fopen("/proc/cpuinfo", "r")) {
       char line[4096];
@@ -174,9 +185,21 @@ std::optional<std::string> FastpathOff() {
         }
       fclose(ci);
     }
-    if (svm && (c == '0' || c == 'N'))
+    if (svm && Off(c))
       result = "kvm_amd.nrips=0 (the CPU has no NRIPS, e.g. QEMU TCG): KVM's SVM fastpath is "
                "off, so fastpath rows take the slow path here";
+  });
+  return result;
+}
+
+std::optional<std::string> ShadowPaging() {
+  static std::optional<std::string> result;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (Off(ModuleParam("/sys/module/kvm_amd/parameters/npt")))
+      result = "kvm_amd.npt=0";
+    else if (Off(ModuleParam("/sys/module/kvm_intel/parameters/ept")))
+      result = "kvm_intel.ept=0";
   });
   return result;
 }

@@ -57,6 +57,13 @@ std::optional<std::string> StatUnmaintained(const harness::PayloadSpec& spec,
 // there fastpath-only patch bugs cannot show (Bochs VMX or hardware needed).
 std::optional<std::string> FastpathOff();
 
+// The module parameter that turned two-dimensional paging off ("kvm_amd.npt=0",
+// "kvm_intel.ept=0"), or nullopt when KVM uses NPT/EPT. With shadow paging a
+// first touch of guest memory is a #PF intercept (SDM reason 0, which the
+// guest does not track), not an EPT/NPT violation (reason 48). The nested
+// runner turns NPT off under TCG, whose emulated nested paging resets L2.
+std::optional<std::string> ShadowPaging();
+
 // nullopt if a single hypercall completes; else why not (timeout).
 std::optional<std::string> HypercallBroken();
 
