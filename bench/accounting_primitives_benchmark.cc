@@ -1,5 +1,4 @@
-// What an exit counter update costs, by where the counter lives (issue 8,
-// part 3). The patch bumps a counter on every exit of every vCPU; this
+// What an exit counter update costs, by where the counter lives. The patch bumps a counter on every exit of every vCPU; this
 // measures the candidate layouts on the machine we run on, 1..N threads:
 //
 //   per_vcpu_padded    one counter per thread, each on its own cache line,

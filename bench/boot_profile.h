@@ -1,5 +1,5 @@
 // The exit profile of a guest: every per-reason count and the totals, read
-// through the exit-statistics leaves, as one JSON document (issue 8, part 5).
+// through the exit-statistics leaves, as one JSON document.
 #pragma once
 
 #include <string>

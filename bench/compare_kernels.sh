@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reference patch vs atomic64 variant vs unpatched kernel, same workload
-# (issue 8, part 4). Feed it the bench JSON of the three kernels, measured in
+# Reference patch vs atomic64 variant vs unpatched kernel, same workload.
+# Feed it the bench JSON of the three kernels, measured in
 # ONE nested run (QEMU TCG) or under Bochs; it writes a Markdown table with
 # ratios against the unpatched kernel and the PNG charts, and checks the
 # target: the reference adds at most 2% to a CPUID round trip at every vCPU

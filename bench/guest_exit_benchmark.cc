@@ -1,5 +1,5 @@
-// Exit round trips as a Linux guest's user space sees them (issue 8, parts 1
-// and 2). Meant to run inside the L2 guest, as a student would run their
+// Exit round trips as a Linux guest's user space sees them.
+// Meant to run inside the L2 guest, as a student would run their
 // tests in the inner VM; it runs anywhere and skips what it cannot do.
 //
 //   BM_GuestExit/<type>/vcpus:N   guest TSC cycles per operation while N

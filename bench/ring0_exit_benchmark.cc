@@ -1,5 +1,5 @@
 // Exit round trips of ring-0 payloads on our own /dev/kvm VMM (harness/),
-// in the style of kvm-unit-tests' x86/vmexit (issue 8, part 1): per payload
+// in the style of kvm-unit-tests' x86/vmexit: per payload
 // of the exit catalogue, the per-vCPU iteration count doubles until the
 // guest's loop takes a fixed TSC budget, then every run reports guest TSC
 // cycles per operation, on 1, 2, ... all vCPUs at once.

@@ -100,7 +100,8 @@ void guest_main(struct harness_ctx* c) {
   cpuid(0x4FFFFFF0, 0, c->discovery);
   int patched = c->discovery[0] == HARNESS_SIGNATURE && c->discovery[1] == HARNESS_ABI_VERSION;
   if (c->leaves_mode == HARNESS_LEAVES_REQUIRED) GUEST_ASSERT(patched);
-  c->leaves = patched && c->leaves_mode != HARNESS_LEAVES_NEVER;
+  c->leaves = c->leaves_mode == HARNESS_LEAVES_COURSE ||
+              (patched && c->leaves_mode != HARNESS_LEAVES_NEVER);
   prepare_payload(c);
   sync_and_snapshot(c, 0);
   if (c->leaves) read_leaves(c, &c->before);

@@ -365,7 +365,8 @@ RunResult RunPayload(const Kvm& kvm, const PayloadSpec& spec, uint32_t n, uint64
     c->nr_vcpus = n;
     c->amd = amd;
     c->iterations = iterations;
-    c->leaves_mode = !opt.read_leaves    ? HARNESS_LEAVES_AUTO
+    c->leaves_mode = opt.course_leaves   ? HARNESS_LEAVES_COURSE
+                     : !opt.read_leaves ? HARNESS_LEAVES_AUTO
                      : *opt.read_leaves ? HARNESS_LEAVES_REQUIRED
                                         : HARNESS_LEAVES_NEVER;
     c->leaf_total_exits = opt.profile.total_exits;

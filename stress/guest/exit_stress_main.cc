@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "checks.h"
@@ -32,8 +33,16 @@ class CheckTest : public ::testing::Test {
     std::string text = r.Text();
     switch (r.status) {
       case Result::Status::kSkip:
-      case Result::Status::kNotApplicable:
+      case Result::Status::kNotApplicable: {
+        // A reason shared by many checks (an unpatched host skips all of
+        // them) is said in full once; later checks point back to it.
+        static std::map<std::string, std::string> said;  // reason -> first test
+        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+        std::string me = std::string(info->test_suite_name()) + "." + info->name();
+        auto [it, first] = said.emplace(text, me);
+        if (!first) GTEST_SKIP() << "same reason as " << it->second << " (above)";
         GTEST_SKIP() << text;
+      }
       case Result::Status::kFail:
         ADD_FAILURE() << text;
         break;

@@ -17,6 +17,10 @@ namespace harness_test {
 struct Config {
   exitstats::Profile profile = exitstats::kSjsu;  // --abi-profile / HARNESS_ABI_PROFILE
   double scale = 1.0;  // --iterations-scale / HARNESS_ITERATIONS_SCALE
+  // --rubric / HARNESS_RUBRIC: "course" judges a host without the discovery
+  // leaf by its course leaves alone (found by how they move); "strict"
+  // (default) wants the discovery leaf for every patched-host check.
+  bool course = false;
 };
 Config& config();
 // Parses (and removes) our flags after InitGoogleTest; env vars first.
@@ -37,7 +41,13 @@ const RunOrError& CachedRun(const harness::PayloadSpec& spec, uint32_t vcpus);
 // Facts about this host, measured once.
 struct HostFacts {
   exitstats::Regs discovery;       // CPUID 0x4FFFFFF0 inside a guest
-  bool patched = false;            // signature and version answered
+  bool patched = false;            // signature and version answered, or
+                                   // (course rubric) the course leaves count
+  // Course rubric, no discovery leaf: the patched-host checks read only the
+  // course leaves; per_reason when the per-reason leaf counts (assignment 3).
+  bool course_only = false;
+  bool per_reason = true;
+  std::string course_probe;        // what the course-leaf probe saw
   uint64_t cpuid_probe_ops = 0;    // CPUIDs in the batching probe
   uint64_t cpuid_probe_exits = 0;  // `exits` stat delta they produced
   bool batched() const { return cpuid_probe_exits < cpuid_probe_ops; }

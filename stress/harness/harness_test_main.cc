@@ -2,6 +2,9 @@
 //   --abi-profile=sjsu|f22      HARNESS_ABI_PROFILE      (default sjsu)
 //   --iterations-scale=X        HARNESS_ITERATIONS_SCALE (default 1; e.g. 0.1
 //                                                         under Bochs)
+//   --rubric=course|strict      HARNESS_RUBRIC           (default strict;
+//                                   course: a host without the discovery
+//                                   leaf is judged by its course leaves)
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -19,10 +22,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "harness_test: unknown argument %s\n", argv[i]);
     return 2;
   }
-  std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g\n",
+  std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g, rubric %s\n",
                std::string(harness_test::config().profile.name).c_str(),
-               harness_test::config().scale);
+               harness_test::config().scale, harness_test::config().course ? "course" : "strict");
   if (auto off = harness_test::FastpathOff())
     std::fprintf(stderr, "harness_test: note: %s\n", off->c_str());
+  std::string why;
+  if (harness_test::config().course && harness_test::KvmOrWhy(&why)) {
+    // Once per run: what the course-leaf probe found (tests quote it on skip).
+    if (const auto* f = harness_test::Facts(&why); f && !f->course_probe.empty())
+      std::fprintf(stderr, "harness_test: %s\n", f->course_probe.c_str());
+  }
   return RUN_ALL_TESTS();
 }

@@ -1,4 +1,4 @@
-// Bad conditions (issue 9): a guest that never finishes, a binary killed
+// Bad conditions: a guest that never finishes, a binary killed
 // mid-run. Each must end with a clear message, a kept log and a non-zero
 // status within its timeout. These run anywhere with /dev/kvm (no patched
 // host needed). The third condition, an L1 that panics, is the runner's to

@@ -1,4 +1,4 @@
-// Concurrency stage (issue 9), meant for the KCSAN kernel
+// Concurrency stage, meant for the KCSAN kernel
 // (ci/sanitizers/kcsan.config): writers take CPUID exits on half the vCPUs
 // while readers query every leaf on the others and a third thread flips
 // kvm.exit_stats_host_wide under them. KCSAN watches the accesses; the test

@@ -1,4 +1,4 @@
-// Fuzz stage (issue 9): every exit-statistics leaf, random and edge ECX,
+// Fuzz stage: every exit-statistics leaf, random and edge ECX,
 // garbage in EBX/EDX, several vCPUs at once; every answer judged against
 // SPEC.md by the Checker (fuzz_oracle.h). Runs in L1 on the patched host,
 // ideally on the KASAN+UBSAN kernel (ci/sanitizers/kasan-ubsan.config).

@@ -1,4 +1,4 @@
-// Isolation stages (issue 9).
+// Isolation stages.
 //  1. Per-VM scope (the default): a busy VM and an idle VM at once; the idle
 //     VM's totals move only by its own exits, which KVM's own `exits`
 //     statistic of its vCPU bounds from above.

@@ -60,6 +60,10 @@ struct RunOptions {
   // discovery leaf answers *in the guest* (the patched KVM answers its
   // guests, not this process), true = require it, false = never.
   std::optional<bool> read_leaves;
+  // Read the leaves whatever the discovery leaf answers (a course-only
+  // patch has none); the caller judges the course leaves by their deltas.
+  // Overrides read_leaves.
+  bool course_leaves = false;
   // Wall-clock limit for the whole run; the watchdog kicks the vCPUs out.
   std::chrono::seconds timeout{600};
   // How often vCPU 0 may repeat a VM snapshot with stray exits in its window.
