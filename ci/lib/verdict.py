@@ -196,6 +196,42 @@ def scan_klog(log, stage_label, out_json, sanitizer=""):
     return ("PASS", "no reports")
 
 
+HANG = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|rcu_\w+ detected stall|"
+                  r"RCU Stall", re.I)
+
+
+def host_break(stages, klog_json):
+    """An L1 that crashed or hung in the patch's own code is the patch's
+    finding, not the infrastructure's: scan-klog attributes a report to the
+    patch when its header or first frames name a function the series
+    defines or edits. The stage that was running then FAILs with the bug
+    class ("host oops" or "host hang") and the report's title; the stages
+    after it were not reached because of it. A report elsewhere (the
+    emulator's own faults have been seen in fdget) leaves them INFRA."""
+    try:
+        with open(klog_json) as f:
+            reports = json.load(f).get("reports", [])
+    except (OSError, ValueError):
+        return
+    fatal = [r for r in reports if r.get("in_patch") and r.get("class") in
+             ("BUG", "KASAN", "UBSAN", "LOCKDEP")]
+    if not fatal:
+        return
+    r = fatal[0]
+    cls = "host hang" if HANG.search(r.get("title", "")) else "host oops"
+    died = False
+    for s in stages:
+        if s.status != "INFRA":
+            continue
+        if s.note.startswith("did not finish: L1"):
+            died = True
+            s.status = "FAIL"
+            s.note = f"{cls} (bug class) in the patch's code ({r.get('why', '')}): {r.get('title', '')}"[:200]
+        elif died and s.note.startswith("not reached"):
+            s.status, s.tail = "-", None
+            s.note = f"not reached (L1 died of the {cls} above)"
+
+
 def collect(res):
     stages, exits, junit_rows = [], [], []
     hosts = []  # (stage label, host words, rubric, leaves) from exit_stress --json
@@ -423,6 +459,8 @@ def collect(res):
             if r[0] != "PASS":
                 s.tail = log
             stages.append(s)
+
+    host_break(stages, os.path.join(res, "logs", "klog-L1.json"))
 
     # A run that never got to L1 and names no failure is still not a pass.
     if l1_end is None and not any(x.status in ("FAIL", "INFRA") for x in stages):

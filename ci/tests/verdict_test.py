@@ -220,6 +220,38 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("did not finish: L1 timed out after 1800s", line_of(out, "harness in L1"))
         self.assertIn("not reached", line_of(out, "L2 2-vCPU"))
 
+    def l1_oops_in(self, fn):
+        r = Results()
+        r.put("l1.end", "0 95.0 600")
+        for n in r.shapes:
+            for f in ("l1/stages/l2-%dvcpu.start", "l1/stages/l2-%dvcpu.end"):
+                r.rm(f % n)
+        r.put("l1/stages/l2-2vcpu.start", "1")
+        r.put("logs/l1-console.log",
+              "[  50.0] BUG: unable to handle page fault for address: ffffc90400001000\n"
+              "[  50.0] #PF: supervisor read access in kernel mode\n"
+              "[  50.0] Oops: 0000 [#1] PREEMPT SMP NOPTI\n"
+              "[  50.0] RIP: 0010:%s+0x3c/0x1a0\n"
+              "[  50.0] Call Trace:\n"
+              "[  50.0]  <TASK>\n"
+              "[  50.0]  %s+0x3c/0x1a0\n"
+              "[  50.0]  kvm_emulate_cpuid+0x50/0x60\n"
+              "[  50.0]  </TASK>\n"
+              "[  50.1] Kernel panic - not syncing: Fatal exception\n" % (fn, fn))
+        return r.run()
+
+    def test_l1_oops_in_the_patch_is_its_finding_not_infra(self):
+        """Catches: a submission that oopses its host (an unbounded index on
+        the guest's ECX) reported as an infrastructure failure, or (the other
+        way) an emulator fault outside the patch's code blamed on the patch."""
+        code, out, _ = self.l1_oops_in("exit_stats_query")
+        self.assertEqual(code, 1, out)
+        self.assertIn("host oops (bug class) in the patch's code", line_of(out, "L2 2-vCPU"))
+        self.assertIn("not reached (L1 died of the host oops", line_of(out, "L2 4-vCPU"))
+        code, out, _ = self.l1_oops_in("fdget")
+        self.assertEqual(code, 3, out)
+        self.assertIn("did not finish: L1 ended", line_of(out, "L2 2-vCPU"))
+
     def test_l1_never_booted(self):
         """Catches: a kernel that never reaches /init reported as anything but L1 boot."""
         r = Results()
