@@ -150,6 +150,23 @@ class Attribution(unittest.TestCase):
         self.assertEqual([x.in_patch for x in sk.scan(log, sk.Patch.from_dir(PATCH), "s")], [True])
 
 
+    # Fails if an oops is attributed by its guessed frames only: a kernel
+    # without frame pointers prints every frame as "? ...", and then only
+    # the RIP line says whose code faulted.
+    def test_oops_rip_in_patch_function_with_guessed_frames(self):
+        log = ["BUG: unable to handle page fault for address: ffff888400645008",
+               "#PF: supervisor read access in kernel mode",
+               "Oops: Oops: 0000 [#1] SMP",
+               "RIP: 0010:%s+0x35/0x1a0",
+               "Call Trace:", " <TASK>", " ? kvm_emulate_cpuid+0x50/0x60", " </TASK>"]
+        patch = sk.Patch.from_dir(PATCH)
+        fn = next(iter(patch.defined))
+        log[3] = log[3] % fn
+        self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [True])
+        log[3] = "RIP: 0010:fdget+0x35/0x1a0"
+        self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [False])
+
+
 class Stages(unittest.TestCase):
     # Fails if stage markers are ignored (the report would say "(unmarked)").
     def test_marker_names_stage(self):

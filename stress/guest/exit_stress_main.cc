@@ -11,11 +11,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "checks.h"
 #include "options.h"
 #include "real_env.h"
 #include "report.h"
+#include "show.h"
 
 namespace exitstats::guest {
 namespace {
@@ -146,6 +148,18 @@ int Main(int argc, char** argv) {
   RealEnv env;
   if (opt.dry_run) return DryRun(env, opt, cfg);
   Checker checker(env, profile, cfg);
+  if (opt.show) {
+    ShowConfig sc;
+    sc.watch_seconds = opt.watch;
+    sc.samples = opt.samples;
+    return Show(
+        checker, sc,
+        [](double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); },
+        [](const std::string& line) {
+          std::printf("%s\n", line.c_str());
+          std::fflush(stdout);
+        });
+  }
   std::vector<Result> results;
   g_results = &results;
 

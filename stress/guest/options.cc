@@ -61,6 +61,15 @@ std::string Usage() {
          "                        once the cycle values' low halves have wrapped)\n"
          "  --random-ecx N        random sub-leaves in the conformance sweep (default 4096)\n"
          "  --seed N              seed for those (default 1)\n"
+         "  --show                print what the leaves answer and check nothing: the\n"
+         "                        assignment's line \"CPUID(0x4FFFFFFF), exits=..., cycles\n"
+         "                        spent in exit=...\", every reason with its SDM name,\n"
+         "                        exits and cycles (undefined and not-handled marked),\n"
+         "                        and the most frequent reasons as bars (right after\n"
+         "                        boot: the boot profile); exit 0, or 77 unpatched\n"
+         "  --watch S             with --show: sample the total every S seconds and say\n"
+         "                        whether it rises at a stable rate (implies --show)\n"
+         "  --samples N           how many --watch samples (default 10)\n"
          "  --dry-run             run only the triggers on every selected vCPU and print\n"
          "                        ops and rates (works on any host; checks nothing;\n"
          "                        exit 0, or 3 if a trigger is unavailable, 1 on error)\n"
@@ -90,11 +99,16 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
       o->dry_run = true;
       continue;
     }
+    if (a == "--show") {
+      o->show = true;
+      continue;
+    }
     static const std::set<std::string> kValued = {"--profile", "--abi",   "--iterations",
                                                   "--cpus",    "--exits", "--junit",
                                                   "--json",    "--torn-seconds",
                                                   "--random-ecx", "--seed",
-                                                  "--rubric", "--assignment", "--leaf-map"};
+                                                  "--rubric", "--assignment", "--leaf-map",
+                                                  "--watch", "--samples"};
     std::string name = a;
     if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
       name = a.substr(0, eq);
@@ -148,6 +162,16 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
       o->random_ecx = static_cast<uint32_t>(v);
     } else if (name == "--seed") {
       if (!ParseU64(value, &o->seed)) return "--seed needs an integer";
+    } else if (name == "--watch") {
+      char* end = nullptr;
+      o->watch = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end || !(o->watch > 0) || o->watch > 3600)
+        return "--watch needs seconds between samples (0 < S <= 3600), not " + value;
+      o->show = true;
+    } else if (name == "--samples") {
+      uint64_t v;
+      if (!ParseU64(value, &v) || v == 0 || v > 100000) return "--samples needs 1..100000";
+      o->samples = static_cast<uint32_t>(v);
     }
   }
   if (o->exits.empty())

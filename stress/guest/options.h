@@ -25,6 +25,9 @@ struct Options {
   uint32_t random_ecx = 4096;
   bool help = false;
   bool dry_run = false;  // run the triggers only, no host needed
+  bool show = false;     // --show: print the leaves' answers, check nothing
+  double watch = 0;      // --watch S: with --show, sample every S seconds
+  uint32_t samples = 10; // --samples N: how many --watch samples
   std::vector<std::string> passthrough;  // --gtest_* and the like, for InitGoogleTest
 };
 
