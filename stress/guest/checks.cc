@@ -60,12 +60,6 @@ std::string Hex(uint64_t v) {
 
 namespace {
 
-std::string Fmt(const char* f, auto... a) {
-  char b[512];
-  std::snprintf(b, sizeof b, f, a...);
-  return b;
-}
-
 std::string RegsText(const Regs& r) {
   return Fmt("eax=%08x ebx=%08x ecx=%08x edx=%08x", r.eax, r.ebx, r.ecx, r.edx);
 }

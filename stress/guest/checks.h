@@ -4,6 +4,8 @@
 // which bug makes it fail.
 #pragma once
 
+#include <cstdio>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -169,6 +171,12 @@ class Checker {
 
 // Helpers shared with the tests.
 std::string Hex(uint64_t v);
+// printf into a string, for messages and tables (512 bytes at most).
+std::string Fmt(const char* f, auto... a) {
+  char b[512];
+  std::snprintf(b, sizeof b, f, a...);
+  return b;
+}
 // Raw vendor exit codes that leaf 0x4FFFFFF3 tracks (kernel-patch/README.md).
 bool RawCodeTracked(uint32_t code, Vendor v);
 // Raw codes whose count must equal the sum of these SDM reasons' counts.

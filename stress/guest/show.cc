@@ -10,12 +10,6 @@
 namespace exitstats::guest {
 namespace {
 
-std::string Fmt(const char* fmt, auto... args) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  return buf;
-}
-
 struct ReasonRow {
   uint32_t reason;
   std::string name;
