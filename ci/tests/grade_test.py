@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Unit tests of ci/grade (ctest label `unit`) with a fake runner
+(testdata/fake-nested-run) that writes the results folder a real nested run
+would. Every test names the grading bug that fails it."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GRADE = os.path.join(HERE, "..", "grade")
+FAKE = os.path.join(HERE, "testdata", "fake-nested-run")
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def patch(path, marker, touches="arch/x86/kvm/vmx/vmx.c"):
+    with open(path, "w") as f:
+        f.write(f"Subject: [PATCH] {marker}\n---\n"
+                f"diff --git a/{touches} b/{touches}\n--- a/{touches}\n+++ b/{touches}\n"
+                f"@@ -1,1 +1,2 @@\n line\n+/* {marker} */\n")
+
+
+class Grade(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = os.path.join(self.tmp.name, "subs")
+        self.out = os.path.join(self.tmp.name, "out")
+        os.makedirs(self.dir)
+        patch(os.path.join(self.dir, "alice.patch"), "FAKE:PASS")
+        patch(os.path.join(self.dir, "carol.diff"), "FAKE:NOAPPLY")
+        patch(os.path.join(self.dir, "dave.patch"), "FAKE:NOBUILD")
+        patch(os.path.join(self.dir, "erin.patch"), "FAKE:OOPS", "arch/x86/kvm/x86.c")
+        bob = os.path.join(self.dir, "bob")
+        os.makedirs(bob)
+        patch(os.path.join(bob, "0001-count.patch"), "FAKE:LOST", "arch/x86/kvm/svm/svm.c")
+        with open(os.path.join(bob, "series"), "w") as f:
+            f.write("0001-count.patch\n")
+        with open(os.path.join(self.dir, "notes.txt"), "w") as f:
+            f.write("not a submission\n")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def grade(self, *extra):
+        env = dict(os.environ, GRADE_RUNNER=FAKE)
+        p = subprocess.run([sys.executable, GRADE, self.dir, "--out", self.out, *extra],
+                           capture_output=True, text=True, env=env)
+        return p.returncode, p.stderr
+
+    def summary(self):
+        with open(os.path.join(self.out, "summary.csv")) as f:
+            return {r["submission"]: r for r in csv.DictReader(f)}
+
+    def card(self, name):
+        with open(os.path.join(self.out, name, "scorecard.json")) as f:
+            return json.load(f)
+
+    def test_class_table_names_each_verdict_and_bug_class(self):
+        """Catches: a failing submission summarised as PASS, a finding without
+        its bug class, or an apply/build failure reported as INFRA."""
+        rc, err = self.grade()
+        self.assertEqual(rc, 0, err)
+        s = self.summary()
+        self.assertEqual(s["alice"]["verdict"], "PASS")
+        self.assertEqual(s["bob"]["verdict"], "FAIL")
+        self.assertEqual(s["bob"]["findings"], "lost updates")
+        self.assertEqual(s["carol"]["verdict"], "ERROR")
+        self.assertEqual(s["dave"]["verdict"], "ERROR")
+        self.assertEqual(s["erin"]["verdict"], "FAIL")
+        self.assertEqual(s["erin"]["findings"], "host oops")
+        self.assertEqual(s["notes.txt"]["verdict"], "ERROR")
+        md = read(os.path.join(self.out, "summary.md"))
+        self.assertIn("Hunk #1 FAILED at 1636", md)
+        self.assertIn("neither a series directory nor a .patch/.diff", md)
+
+    def test_scorecard_carries_the_evidence(self):
+        """Catches: a scorecard that names a bug class but not the numbers, or
+        an ERROR that does not quote the compiler error."""
+        self.grade()
+        bob = self.card("bob")
+        f = bob["findings"][0]
+        self.assertEqual((f["check"], f["exit"], f["vcpus"], f["expected"], f["observed"],
+                          f["shortfall"]), ("exact", "cpuid", 4, 8000, 7991, 9))
+        self.assertIn("rubric=course", read(os.path.join(self.out, "bob", "scorecard.md")))
+        dave = self.card("dave")
+        self.assertIn("error: 'total_exits' undeclared", dave["paths"]["vmx"]["error"])
+        self.assertIn("course leaves only", bob["paths"]["svm"]["host"])
+
+    def test_path_follows_what_the_diff_touches(self):
+        """Catches: a vmx.c-only submission judged on SVM (where its code never
+        runs), or a vendor-neutral one judged on one vendor only."""
+        self.grade()
+        self.assertEqual(list(self.card("alice")["paths"]), ["vmx"])
+        self.assertEqual(list(self.card("bob")["paths"]), ["svm"])
+        self.assertEqual(list(self.card("erin")["paths"]), ["svm", "vmx"])
+        argv = read(os.path.join(self.out, "alice", "vmx", "argv")).split("\n")
+        self.assertIn("--vmx", argv)
+        self.assertIn("course", argv)
+
+    def test_batch_is_resumable(self):
+        """Catches: a re-run that grades everything again (hours for a class),
+        or --redo that does not."""
+        self.grade("--only", "alice")
+        first = os.path.getmtime(os.path.join(self.out, "alice", "scorecard.json"))
+        rc, err = self.grade("--only", "alice")
+        self.assertIn("scorecard kept", err)
+        self.assertEqual(os.path.getmtime(os.path.join(self.out, "alice", "scorecard.json")), first)
+        rc, err = self.grade("--only", "alice", "--redo")
+        self.assertIn("alice: grading", err)
+
+    def test_progress_lines_and_bad_input(self):
+        """Catches: a silent batch, or bad input that crashes or passes."""
+        rc, err = self.grade()
+        self.assertRegex(err, r"\[2/6\] bob: FAIL \(lost updates\) in \d+ s; elapsed")
+        rc, err = self.grade("--only", "zed")
+        self.assertEqual(rc, 2)
+        self.assertIn("no submission zed", err)
+        env = dict(os.environ, GRADE_RUNNER=FAKE)
+        p = subprocess.run([sys.executable, GRADE, os.path.join(self.tmp.name, "nope"), "--out",
+                            self.out], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("not a directory of submissions", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
