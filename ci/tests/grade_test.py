@@ -37,6 +37,7 @@ class Grade(unittest.TestCase):
         patch(os.path.join(self.dir, "carol.diff"), "FAKE:NOAPPLY")
         patch(os.path.join(self.dir, "dave.patch"), "FAKE:NOBUILD")
         patch(os.path.join(self.dir, "erin.patch"), "FAKE:OOPS", "arch/x86/kvm/x86.c")
+        patch(os.path.join(self.dir, "frank.patch"), "FAKE:BADSERIES")
         bob = os.path.join(self.dir, "bob")
         os.makedirs(bob)
         patch(os.path.join(bob, "0001-count.patch"), "FAKE:LOST", "arch/x86/kvm/svm/svm.c")
@@ -76,9 +77,11 @@ class Grade(unittest.TestCase):
         self.assertEqual(s["erin"]["verdict"], "FAIL")
         self.assertEqual(s["erin"]["findings"], "host oops")
         self.assertEqual(s["notes.txt"]["verdict"], "ERROR")
+        self.assertEqual(s["frank"]["verdict"], "ERROR")
         md = read(os.path.join(self.out, "summary.md"))
         self.assertIn("Hunk #1 FAILED at 1636", md)
         self.assertIn("neither a series directory nor a .patch/.diff", md)
+        self.assertIn("broken series: /subs/x/series names a missing file", md)
 
     def test_scorecard_carries_the_evidence(self):
         """Catches: a scorecard that names a bug class but not the numbers, or
@@ -118,7 +121,7 @@ class Grade(unittest.TestCase):
     def test_progress_lines_and_bad_input(self):
         """Catches: a silent batch, or bad input that crashes or passes."""
         rc, err = self.grade()
-        self.assertRegex(err, r"\[2/6\] bob: FAIL \(lost updates\) in \d+ s; elapsed")
+        self.assertRegex(err, r"\[2/7\] bob: FAIL \(lost updates\) in \d+ s; elapsed")
         rc, err = self.grade("--only", "zed")
         self.assertEqual(rc, 2)
         self.assertIn("no submission zed", err)
