@@ -117,6 +117,9 @@ class Grade(unittest.TestCase):
         self.assertEqual(os.path.getmtime(os.path.join(self.out, "alice", "scorecard.json")), first)
         rc, err = self.grade("--only", "alice", "--redo")
         self.assertIn("alice: grading", err)
+        # The class table keeps everyone graded so far, not only --only's.
+        self.grade("--only", "bob")
+        self.assertEqual(sorted(self.summary()), ["alice", "bob"])
 
     def test_progress_lines_and_bad_input(self):
         """Catches: a silent batch, or bad input that crashes or passes."""
