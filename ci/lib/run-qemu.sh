@@ -7,6 +7,10 @@
 # CONSOLE, kill everything after TIMEOUT seconds, and return:
 #   0   L1 ran to its end (its stages say whether they passed)
 #   124 timed out (killed)
+#   125 L1 stopped responding: its init's heartbeat (SHARE/stages/heartbeat,
+#       every 5 s) was older than --heartbeat-loss seconds (default 60), so
+#       the backend saved every vCPU's registers from the QEMU monitor to
+#       SHARE/logs/l1-hang.txt and killed it
 #   other: the emulator failed.
 # On return SHARE holds what L1's init wrote (stages/, logs/, junit/,
 # l2-*/), however it got there. The backend also writes
@@ -16,13 +20,14 @@
 # usage: run-qemu.sh --kernel F --initrd F --append S --share DIR
 #                    --console F --vcpus N --mem MB --accel kvm|tcg
 #                    --timeout S [--machine pc|q35|microvm] [--verbose]
+#                    [--heartbeat-loss S]   (0: never end a run for it)
 set -uo pipefail
 # One brace group: bash reads it whole before running it, so editing this
 # file during a run cannot break that run.
 {
 
 kernel= initrd= append= share= console= vcpus=4 mem=2048 accel=tcg timeout=1800
-machine=pc verbose=0
+machine=pc verbose=0 hb_loss=${CI_L1_HEARTBEAT_LOSS:-60}
 while [ $# -gt 0 ]; do
   case $1 in
     --kernel) kernel=$2; shift 2 ;;
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=$2; shift 2 ;;
     --machine) machine=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
+    --heartbeat-loss) hb_loss=$2; shift 2 ;;
     --build-dir) shift 2 ;;   # the QEMU backend boots the images it is given
     *) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -59,15 +65,21 @@ case $machine in
   *) echo "run-qemu: bad --machine $machine" >&2; exit 2 ;;
 esac
 
-mkdir -p "$share/stages"
-rm -f "$share/stages/l1-boot.host"
+mkdir -p "$share/stages" "$share/logs"
+rm -f "$share/stages/l1-boot.host" "$share/stages/heartbeat" "$share/logs/l1-hang.txt"
 : > "$console"
+# The QEMU monitor, for the registers of an L1 that stops responding. Its
+# own short directory: a unix socket path must fit in 108 bytes.
+mon_dir=$(mktemp -d "${TMPDIR:-/tmp}/l1mon.XXXXXX")
+trap 'rm -rf "$mon_dir"' EXIT
+mon=$mon_dir/monitor.sock
 
 cmd=(qemu-system-x86_64 "${machine_args[@]}" "${accel_args[@]}"
      -smp "$vcpus" -m "$mem" -nodefaults -no-user-config -display none -no-reboot
      -kernel "$kernel" -initrd "$initrd" -append "$append"
      -fsdev "local,id=results,path=$share,security_model=none"
-     -device "$p9dev,fsdev=results,mount_tag=results")
+     -device "$p9dev,fsdev=results,mount_tag=results"
+     -monitor "unix:$mon,server=on,wait=off")
 if [ $verbose = 1 ]; then
   cmd+=(-chardev "stdio,id=con,logfile=$console,signal=off" -serial chardev:con)
 else
@@ -118,6 +130,41 @@ while kill -0 "$pid" 2>/dev/null; do
       progress "nested-run: soak boot $rows: $(tail -n1 "$share/soak/runs.tsv" | cut -f1-4 | tr '\t' ' ')"
       last_news=$(now)
     fi
+  fi
+  # The heartbeat: L1's init rewrites it every 5 s once the share is
+  # mounted. A kernel that deadlocks or wedges every vCPU stops it; the
+  # kernel's own detectors report partial hangs on the console.
+  hb=$share/stages/heartbeat
+  if [ "$hb_loss" != 0 ] && [ -e "$hb" ] &&
+     [ $(($(date +%s) - $(stat -c %Y "$hb" 2>/dev/null || date +%s))) -ge "$hb_loss" ]; then
+    el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+    progress "nested-run: L1 stopped responding: no heartbeat for ${hb_loss}s (L1 uptime $(cat "$hb") at the last one, ${el}s in); saving its registers and ending it"
+    {
+      echo "L1 heartbeat lost: none for ${hb_loss}s; last one at L1 uptime $(cat "$hb")s, ${el}s after QEMU started"
+      echo "--- QEMU monitor: info cpus, info registers -a"
+      python3 - "$mon" <<'PY' 2>&1
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"info cpus\ninfo registers -a\n")
+out, end = b"", time.time() + 10
+while time.time() < end:
+    try:
+        chunk = s.recv(65536)
+    except socket.timeout:
+        break
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode(errors="replace"))
+PY
+      echo "--- L1 console, last 40 lines"
+      tr -d '\r' < "$console" | tail -n 40
+    } > "$share/logs/l1-hang.txt"
+    kill "$pid" 2>/dev/null
+    wait "$pid"
+    exit 125
   fi
   if awk -v a="$last_news" -v b="$(now)" 'BEGIN { exit !(b - a >= 60) }'; then
     cur=$(ls -t "$share"/stages/*.start 2>/dev/null | head -n1)

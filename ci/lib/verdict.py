@@ -30,6 +30,10 @@ import xml.etree.ElementTree as ET
 
 EXIT_OK, EXIT_TESTS, EXIT_INFRA = 0, 1, 3
 TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
+# ci/lib/run-qemu.sh: L1's init stopped its heartbeat, the backend ended it.
+HEARTBEAT_RC = 125
+HEARTBEAT_NOTE = ("did not finish: L1 stopped responding (no heartbeat for a minute); "
+                  "its vCPUs' registers are in l1/logs/l1-hang.txt")
 HOST_ORDER = ["deps", "kernel", "project", "images"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
@@ -306,13 +310,19 @@ def collect(res):
                                           else " (L1 ended early)")
                 if not previous_failed:
                     s.tail = console
+                    if l1_end[0] == HEARTBEAT_RC:
+                        s.note = "not reached: L1 " + HEARTBEAT_NOTE.split("L1 ", 1)[1]
+                        s.tail = os.path.join(l1, "logs", "l1-hang.txt")
             previous_failed = True
             continue
         if end is None:
             rc, secs, limit = l1_end or (0, 0, 0)
             s.status, s.tail = "INFRA", log
             s.note = (f"did not finish: L1 timed out after {limit:.0f}s" if rc == 124
+                      else HEARTBEAT_NOTE if rc == HEARTBEAT_RC
                       else f"did not finish: L1 ended (exit {rc}; panic?)")
+            if rc == HEARTBEAT_RC:
+                s.tail = os.path.join(l1, "logs", "l1-hang.txt")
             previous_failed = True
             continue
         rc, secs, limit = end
@@ -427,7 +437,8 @@ def collect(res):
     if l1_end is not None and l1_end[0] != 0 and booted and not any(
             x.status in ("FAIL", "INFRA") for x in stages):
         s = Stage("l1-backend", "L1 emulator", "INFRA", l1_end[1],
-                  "timed out" if l1_end[0] == 124 else f"exit {l1_end[0]}")
+                  "timed out" if l1_end[0] == 124
+                  else HEARTBEAT_NOTE if l1_end[0] == HEARTBEAT_RC else f"exit {l1_end[0]}")
         s.tail = os.path.join(res, "logs", "l1-backend.log")
         stages.append(s)
 

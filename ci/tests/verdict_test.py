@@ -220,6 +220,29 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("did not finish: L1 timed out after 1800s", line_of(out, "harness in L1"))
         self.assertIn("not reached", line_of(out, "L2 2-vCPU"))
 
+    def test_l1_that_stopped_responding_names_the_stage_and_the_registers(self):
+        """Catches: a wedged L1 (heartbeat lost, run-qemu.sh exit 125) told
+        only as "exit 125", or without pointing at the saved registers."""
+        r = Results()
+        r.put("l1.end", "125 95.0 1800")
+        r.rm("l1/stages/l2-2vcpu.end")
+        r.rm("l1/stages/l2-4vcpu.start")
+        r.rm("l1/stages/l2-4vcpu.end")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("L1 stopped responding (no heartbeat for a minute)", line_of(out, "L2 2-vCPU"))
+        self.assertIn("l1/logs/l1-hang.txt", line_of(out, "L2 2-vCPU"))
+        self.assertIn("not reached (an earlier stage failed)", line_of(out, "L2 4-vCPU"))
+        # Silent before its first stage: the first stage says why.
+        r = Results()
+        r.put("l1.end", "125 70.0 1800")
+        for st in ["harness"] + [f"l2-{n}vcpu" for n in r.shapes]:
+            r.rm(f"l1/stages/{st}.start")
+            r.rm(f"l1/stages/{st}.end")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
+        self.assertIn("not reached: L1 stopped responding", line_of(out, "harness in L1"))
+
     def l1_oops_in(self, fn):
         r = Results()
         r.put("l1.end", "0 95.0 600")
