@@ -68,7 +68,7 @@ esac
 mkdir -p "$share/stages" "$share/logs"
 rm -f "$share/stages/l1-boot.host" "$share/stages/heartbeat" "$share/logs/l1-hang.txt"
 : > "$console"
-# The QEMU monitor, for the registers of an L1 that stops responding. Its
+# The QEMU monitor (QMP), for the registers of an L1 that stops responding. Its
 # own short directory: a unix socket path must fit in 108 bytes.
 mon_dir=$(mktemp -d "${TMPDIR:-/tmp}/l1mon.XXXXXX")
 trap 'rm -rf "$mon_dir"' EXIT
@@ -79,7 +79,7 @@ cmd=(qemu-system-x86_64 "${machine_args[@]}" "${accel_args[@]}"
      -kernel "$kernel" -initrd "$initrd" -append "$append"
      -fsdev "local,id=results,path=$share,security_model=none"
      -device "$p9dev,fsdev=results,mount_tag=results"
-     -monitor "unix:$mon,server=on,wait=off")
+     -qmp "unix:$mon,server=on,wait=off")
 if [ $verbose = 1 ]; then
   cmd+=(-chardev "stdio,id=con,logfile=$console,signal=off" -serial chardev:con)
 else
@@ -141,23 +141,39 @@ while kill -0 "$pid" 2>/dev/null; do
     progress "nested-run: L1 stopped responding: no heartbeat for ${hb_loss}s (L1 uptime $(cat "$hb") at the last one, ${el}s in); saving its registers and ending it"
     {
       echo "L1 heartbeat lost: none for ${hb_loss}s; last one at L1 uptime $(cat "$hb")s, ${el}s after QEMU started"
-      echo "--- QEMU monitor: info cpus, info registers -a"
-      python3 - "$mon" <<'PY' 2>&1
-import socket, sys, time
+      echo "--- QEMU monitor: info registers -a"
+      python3 - "$mon" "${kernel%/arch/x86/boot/bzImage}/System.map" <<'PY' 2>&1
+# QMP (clean text, unlike the HMP prompt's echo): every vCPU's registers,
+# and each RIP named from System.map when the kernel tree has one.
+import bisect, json, re, socket, sys
 s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
+s.settimeout(10)
 s.connect(sys.argv[1])
-s.sendall(b"info cpus\ninfo registers -a\n")
-out, end = b"", time.time() + 10
-while time.time() < end:
-    try:
-        chunk = s.recv(65536)
-    except socket.timeout:
-        break
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode(errors="replace"))
+f = s.makefile("rw")
+def call(cmd, **args):
+    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            return r.get("return", r.get("error"))
+json.loads(f.readline())  # greeting
+call("qmp_capabilities")
+out = call("human-monitor-command", **{"command-line": "info registers -a"})
+syms = []
+try:
+    for line in open(sys.argv[2]):
+        a, t, name = line.split()[:3]
+        if t in "tTwW":
+            syms.append((int(a, 16), name))
+    syms.sort()
+except OSError:
+    pass
+for rip in re.findall(r"RIP=([0-9a-f]{16})", out):
+    i = bisect.bisect_right(syms, (int(rip, 16), "~")) - 1
+    if i >= 0:
+        print(f"RIP {rip} is in {syms[i][1]}+{int(rip, 16) - syms[i][0]:#x}")
+print(out)
 PY
       echo "--- L1 console, last 40 lines"
       tr -d '\r' < "$console" | tail -n 40

@@ -230,7 +230,7 @@ class VerdictTest(unittest.TestCase):
         r.rm("l1/stages/l2-4vcpu.end")
         code, out, _ = r.run()
         self.assertEqual(code, 3, out)
-        self.assertIn("L1 stopped responding (no heartbeat for a minute)", line_of(out, "L2 2-vCPU"))
+        self.assertIn("L1 stopped responding (its heartbeat stopped)", line_of(out, "L2 2-vCPU"))
         self.assertIn("l1/logs/l1-hang.txt", line_of(out, "L2 2-vCPU"))
         self.assertIn("not reached (an earlier stage failed)", line_of(out, "L2 4-vCPU"))
         # Silent before its first stage: the first stage says why.
