@@ -169,10 +169,10 @@ try:
     syms.sort()
 except OSError:
     pass
-for rip in re.findall(r"RIP=([0-9a-f]{16})", out):
+for n, rip in enumerate(re.findall(r"RIP=([0-9a-f]{16})", out)):
     i = bisect.bisect_right(syms, (int(rip, 16), "~")) - 1
     if i >= 0:
-        print(f"RIP {rip} is in {syms[i][1]}+{int(rip, 16) - syms[i][0]:#x}")
+        print(f"CPU#{n} RIP {rip} is in {syms[i][1]}+{int(rip, 16) - syms[i][0]:#x}")
 print(out)
 PY
       echo "--- L1 console, last 40 lines"
