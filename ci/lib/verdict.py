@@ -107,6 +107,28 @@ def describe_lost(lost):
     return f"lost {len(words)}: " + ", ".join(f"{k} at {t:.0f} s" for k, t in words)
 
 
+# A patch that logs on every exit or query (a printk in the exit path) is the
+# bug class `log flood`: more kernel log records during a stage than one per
+# FLOOD_PER operations of the guest's work, and never fewer than FLOOD_MIN
+# (the reference logs a few dozen per stage: rate-limited MSR notes).
+FLOOD_PER, FLOOD_MIN = 100, 1000
+
+
+def log_flood(kmsg_path, work):
+    """The log-flood finding for a stage, from l1-init's kmsg sequence
+    numbers of its begin and end marks ("BEGIN\nEND"), or None."""
+    seqs = (read(kmsg_path, "") or "").split()
+    if len(seqs) != 2 or not all(x.isdigit() for x in seqs) or "0" in seqs:
+        return None  # not measured (an older init, or the mark was not found)
+    records = int(seqs[1]) - int(seqs[0]) - 1
+    limit = max(FLOOD_MIN, work // FLOOD_PER)
+    if records <= limit:
+        return None
+    rate = f", {100.0 * records / work:.1f} per 100 guest operations" if work else ""
+    return (f"log flood (bug class): L1 logged {records} kernel records during the stage"
+            f"{rate} (limit {limit})")
+
+
 def timed_out(rc, secs, limit):
     # The inits write 124 themselves when the clock passed the limit; a
     # signal exit counts only if the limit was reached too.
@@ -392,10 +414,14 @@ def collect(res):
         # exit_stress summaries: the exit table, what host it found, and the
         # bug classes of what failed.
         vcpus = (read(os.path.join(l1, name, "vcpus"), "") or "").strip()
+        work = 0  # guest operations exit_stress drove (its exit table's expected counts)
         for j in sorted(glob.glob(os.path.join(l1, name, "json", "*.json"))):
             try:
                 exits.extend(exit_rows(j, vcpus))
                 data = json.loads(read(j))
+                if isinstance(data, dict) and isinstance(data.get("exits"), dict):
+                    work += sum(int(v.get("expected") or 0) for v in data["exits"].values()
+                                if isinstance(v, dict))
                 if isinstance(data, dict) and data.get("host"):
                     hosts.append((label, data.get("host", ""), data.get("rubric", ""),
                                   data.get("leaves", "")))
@@ -407,6 +433,9 @@ def collect(res):
                                      + (" ..." if len(found) > 6 else ""))
             except (ValueError, AttributeError, TypeError) as err:
                 problems.append(f"unreadable {os.path.relpath(j, res)}: {err}")
+        flood = log_flood(os.path.join(st, f"{name}.kmsg"), work)
+        if flood:
+            failures.append(flood)
         if problems:
             s.status, s.note = "INFRA", "; ".join(problems + failures)
             s.tail = s.tail or log

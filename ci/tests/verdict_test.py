@@ -243,6 +243,24 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 3, out)
         self.assertIn("not reached: L1 stopped responding", line_of(out, "harness in L1"))
 
+    def test_kernel_log_flood_is_the_patchs_finding(self):
+        """Catches: a printk on every exit (thousands of kernel log records
+        in one L2 stage) passing, or the reference's few dozen failing."""
+        r = Results()
+        r.put("l1/stages/l2-2vcpu.kmsg", "1000\n1040\n")   # 39 records: quiet
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        # SUMMARY_OK's work is 1010 operations: the limit is FLOOD_MIN.
+        r.put("l1/stages/l2-4vcpu.kmsg", "1000\n9001\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("log flood (bug class): L1 logged 8000 kernel records", line_of(out, "L2 4-vCPU"))
+        self.assertIn("792.1 per 100 guest operations", line_of(out, "L2 4-vCPU"))
+        # Not measured (mark not found): no finding either way.
+        r.put("l1/stages/l2-4vcpu.kmsg", "1000\n0\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+
     def l1_oops_in(self, fn):
         r = Results()
         r.put("l1.end", "0 95.0 600")
