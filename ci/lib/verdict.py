@@ -245,6 +245,12 @@ def host_break(stages, klog_json):
         return
     r = fatal[0]
     cls = "host hang" if HANG.search(r.get("title", "")) else "host oops"
+    finding = f"{cls} (bug class) in the patch's code ({r.get('why', '')}): {r.get('title', '')}"[:200]
+    # The kernel log row names the class too: a report L1 survived (a
+    # sleeping call with interrupts off) fails only there.
+    for s in stages:
+        if s.name == "klog-L1" and s.status == "FAIL":
+            s.note = finding
     died = False
     for s in stages:
         if s.status != "INFRA":
@@ -252,7 +258,7 @@ def host_break(stages, klog_json):
         if s.note.startswith("did not finish: L1"):
             died = True
             s.status = "FAIL"
-            s.note = f"{cls} (bug class) in the patch's code ({r.get('why', '')}): {r.get('title', '')}"[:200]
+            s.note = finding
         elif died and s.note.startswith("not reached"):
             s.status, s.tail = "-", None
             s.note = f"not reached (L1 died of the {cls} above)"

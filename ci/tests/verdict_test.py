@@ -293,6 +293,27 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 3, out)
         self.assertIn("did not finish: L1 ended", line_of(out, "L2 2-vCPU"))
 
+    def test_sleep_with_irqs_off_in_the_patch_is_a_host_oops_l1_survived(self):
+        """Catches: the atomic-sleep check's report of a mutex in the
+        IRQs-off exit path (L1 lives on) failing only as an anonymous
+        kernel report instead of the bug class, or not failing at all."""
+        r = Results()
+        r.put("logs/l1-console.log",
+              "[  50.0] BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283\n"
+              "[  50.0] in_atomic(): 0, irqs_disabled(): 1, non_block: 0, pid: 99, name: qemu-system-x86\n"
+              "[  50.0] Call Trace:\n"
+              "[  50.0]  <TASK>\n"
+              "[  50.0]  dump_stack_lvl+0x5d/0x80\n"
+              "[  50.0]  __might_resched+0x14d/0x160\n"
+              "[  50.0]  mutex_lock+0x1e/0x50\n"
+              "[  50.0]  kvm_exit_stats_exit+0x2a/0x110\n"
+              "[  50.0]  vcpu_enter_guest+0x8ed/0x1200\n"
+              "[  50.0]  </TASK>\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("host oops (bug class) in the patch's code", line_of(out, "kernel log (L1)"))
+        self.assertIn("PASS", line_of(out, "L2 2-vCPU"))
+
     def test_l1_never_booted(self):
         """Catches: a kernel that never reaches /init reported as anything but L1 boot."""
         r = Results()
