@@ -518,13 +518,61 @@ def collect(res):
     return stages, exits, junit_rows, hosts
 
 
+def lost_mid_run(stages):
+    """The stage an L1 died or went silent in, with no test failed before and
+    no report in the patch's code to explain it (host_break), as
+    "NAME\tNOTE"; None when the run needs no repeat. ci/nested-run repeats
+    such an L1 run once (repeat_rule judges the pair)."""
+    if any(s.status == "FAIL" for s in stages):
+        return None
+    for s in stages:
+        if s.status == "INFRA" and s.note.startswith(("did not finish: L1", "not reached: L1")):
+            return f"{s.name}\t{s.note}"
+    return None
+
+
+def repeat_rule(stages, res):
+    """An L1 run lost mid-run was repeated (res/l1-mid.lost: "NAME\tNOTE" of
+    the first attempt). Lost again in the same stage: the patch breaks its
+    host there, the bug class `host hang` (it stopped responding) or `host
+    oops` (it died), not the infrastructure. The repeat got past it: the
+    emulator's, and the stage says so."""
+    first = (read(os.path.join(res, "l1-mid.lost"), "") or "").strip().split("\t", 1)
+    if len(first) != 2:
+        return
+    name, note = first
+    again = lost_mid_run(stages)
+    failed = None
+    for s in stages:
+        if failed and s.status == "INFRA" and s.note.startswith("not reached"):
+            s.status, s.tail = "-", None
+            s.note = f"not reached (L1 was lost in {failed} on both attempts)"
+        if s.name != name:
+            continue
+        if again and again.split("\t", 1)[0] == name:
+            cls = "host hang" if "stopped responding" in note + s.note else "host oops"
+            s.status, failed = "FAIL", s.label
+            s.note = (f"{cls} (bug class): L1 was lost in this stage on both attempts "
+                      f"(first: {note.split(': ', 1)[-1]}; repeat: {s.note.split(': ', 1)[-1]})")[:240]
+        else:
+            s.note = "; ".join(filter(None, [s.note, f"L1 lost here once ({note}), repeated"]))
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--quiet", action="store_true", help="no log tails")
+    ap.add_argument("--lost-mid-run", action="store_true",
+                    help="only print the stage an L1 was lost in (nested-run's repeat), or nothing")
     args = ap.parse_args(argv)
     res = args.results
     stages, exits, junit_rows, hosts = collect(res)
+    if args.lost_mid_run:
+        lost = lost_mid_run(stages)
+        if lost:
+            print(lost)
+        return 0
+    repeat_rule(stages, res)
 
     out = ["", "=== nested-run verdict ===", ""]
     conf = read(os.path.join(res, "run.conf"))

@@ -261,6 +261,47 @@ class VerdictTest(unittest.TestCase):
         code, out, _ = r.run()
         self.assertEqual(code, 0, out)
 
+    def test_l1_lost_twice_in_the_same_stage_is_the_patchs_host_hang(self):
+        """Catches: a submission that wedges its host every time reported as
+        an infrastructure failure, or (the other way) an emulator loss that
+        the repeat got past still failing the run."""
+        first = "harness\tdid not finish: L1 stopped responding (its heartbeat stopped); x"
+        r = Results()
+        r.put("l1-mid.lost", first + "\n")
+        r.put("l1.end", "125 95.0 1800")
+        r.rm("l1/stages/harness.end")
+        for n in r.shapes:
+            r.rm(f"l1/stages/l2-{n}vcpu.start")
+            r.rm(f"l1/stages/l2-{n}vcpu.end")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("host hang (bug class): L1 was lost in this stage on both attempts",
+                      line_of(out, "harness in L1"))
+        self.assertIn("not reached (L1 was lost in harness in L1", line_of(out, "L2 2-vCPU"))
+        # The repeat ran through: a pass that says what happened.
+        r = Results()
+        r.put("l1-mid.lost", first + "\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("L1 lost here once", line_of(out, "harness in L1"))
+
+    def test_lost_mid_run_names_the_stage_for_the_repeat(self):
+        """Catches: nested-run repeating a run whose tests had already
+        failed (repeating findings away), or not repeating a lost one."""
+        r = Results()
+        r.put("l1.end", "125 95.0 1800")
+        r.rm("l1/stages/l2-2vcpu.end")
+        out = io.StringIO()
+        with redirect_stdout(out):
+            verdict.main(["--results", r.dir, "--lost-mid-run"])
+        self.assertTrue(out.getvalue().startswith("l2-2vcpu\tdid not finish: L1 stopped responding"),
+                        out.getvalue())
+        r.put("l1/junit/harness.xml", JUNIT_FAIL)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            verdict.main(["--results", r.dir, "--lost-mid-run"])
+        self.assertEqual(out.getvalue(), "")
+
     def l1_oops_in(self, fn):
         r = Results()
         r.put("l1.end", "0 95.0 600")
