@@ -166,6 +166,22 @@ class Attribution(unittest.TestCase):
         log[3] = "RIP: 0010:fdget+0x35/0x1a0"
         self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [False])
 
+    # Fails if a report with no RIP line (a sleeping call with interrupts
+    # off, dump_stack only) is never attributed on a kernel whose unwinder
+    # only guesses: its "? ..." frames are then all there is.
+    def test_no_rip_and_only_guessed_frames_count_the_guesses(self):
+        log = ["BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283",
+               "in_atomic(): 1, irqs_disabled(): 1, non_block: 0, pid: 92, name: qemu-system-x86",
+               "Call Trace:", " <TASK>", " ? dump_stack_lvl+0x4f/0x60",
+               " ? __might_resched+0x102/0x160", " ? mutex_lock+0x15/0x30",
+               " ? %s+0xc2/0x100", " ? kvm_arch_vcpu_ioctl_run+0x5c2/0x21a0", " </TASK>"]
+        patch = sk.Patch.from_dir(PATCH)
+        fn = next(iter(patch.defined))
+        log[7] = log[7] % fn
+        self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [True])
+        log[7] = " ? futex_wake+0x127/0x140"
+        self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [False])
+
 
 class Stages(unittest.TestCase):
     # Fails if stage markers are ignored (the report would say "(unmarked)").
