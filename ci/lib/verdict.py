@@ -552,8 +552,10 @@ def repeat_rule(stages, res):
         if again and again.split("\t", 1)[0] == name:
             cls = "host hang" if "stopped responding" in note + s.note else "host oops"
             s.status, failed = "FAIL", s.label
-            s.note = (f"{cls} (bug class): L1 was lost in this stage on both attempts "
-                      f"(first: {note.split(': ', 1)[-1]}; repeat: {s.note.split(': ', 1)[-1]})")[:240]
+            a, b = note.split(": ", 1)[-1], s.note.split(": ", 1)[-1]
+            s.note = (f"{cls} (bug class): L1 was lost in this stage on both attempts ("
+                      + (a if a == b else f"first: {a}; repeat: {b}")
+                      + "; the first attempt is in l1.midlost/)")[:240]
         else:
             s.note = "; ".join(filter(None, [s.note, f"L1 lost here once ({note}), repeated"]))
 
