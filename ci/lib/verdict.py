@@ -110,7 +110,7 @@ def describe_lost(lost):
 # A patch that logs on every exit or query (a printk in the exit path) is the
 # bug class `log flood`: more kernel log records during a stage than one per
 # FLOOD_PER operations of the guest's work, and never fewer than FLOOD_MIN
-# (the reference logs a few dozen per stage: rate-limited MSR notes).
+# (the reference logs 1-3 records per stage, measured).
 FLOOD_PER, FLOOD_MIN = 100, 1000
 
 
