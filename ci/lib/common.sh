@@ -30,6 +30,20 @@ ci_tail() {
   fi
 }
 
+# The judge kernel's settings that change what a patch's counts can show
+# (ci/kernel/base.config says why), read from the .config of the build tree
+# the bzImage came from: "retpoline=y,stack_init=pattern", or "unknown" for
+# a kernel without its tree (--kernel of a bzImage copied elsewhere).
+ci_judge_config() {
+  local cfg
+  cfg=$(dirname "$1")/../../../.config
+  [ -f "$cfg" ] || { echo unknown; return; }
+  local retp init
+  retp=$(grep -q '^CONFIG_MITIGATION_RETPOLINE=y' "$cfg" && echo y || echo n)
+  init=$(sed -n 's/^CONFIG_INIT_STACK_ALL_\([A-Z]*\)=y/\1/p' "$cfg" | tr 'A-Z' 'a-z')
+  echo "retpoline=$retp,stack_init=${init:-none}"
+}
+
 # Host-side stage bookkeeping: one TSV row per stage that ran
 # (stage, status PASS|FAIL|SKIP|INFRA, seconds, note); verdict.py reads it.
 ci_stage_record() {

@@ -135,5 +135,64 @@ class Grade(unittest.TestCase):
         self.assertIn("not a directory of submissions", p.stderr)
 
 
+class GitTrees(unittest.TestCase):
+    """A submission that is the student's own clone."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = os.path.join(self.tmp.name, "subs")
+        self.out = os.path.join(self.tmp.name, "out")
+        tree = os.path.join(self.dir, "grace")
+        os.makedirs(os.path.join(tree, "arch/x86/kvm/svm"))
+
+        def git(*a):
+            subprocess.run(["git", "-C", tree, "-c", "user.name=s", "-c", "user.email=s@x", *a],
+                           check=True, capture_output=True)
+        src = os.path.join(tree, "arch/x86/kvm/svm/svm.c")
+        with open(src, "w") as f:
+            f.write("line\n")
+        git("init", "-q")
+        git("add", "-A")
+        git("commit", "-qm", "base")
+        git("tag", "v6.12")
+        for marker in ("FAKE:LOST", "FAKE:PASS"):
+            with open(src, "a") as f:
+                f.write(f"/* {marker} */\n")
+            git("commit", "-qam", marker)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def grade(self, *extra):
+        env = dict(os.environ, GRADE_RUNNER=FAKE)
+        p = subprocess.run([sys.executable, GRADE, self.dir, "--out", self.out, *extra],
+                           capture_output=True, text=True, env=env)
+        return p.returncode, p.stderr
+
+    def test_commits_since_the_merge_base_are_the_series(self):
+        """Catches: a clone graded on its whole history or on its last commit
+        only (the first commit's bug would be lost), or a git tree that is
+        silently skipped when a base is given."""
+        rc, err = self.grade("--git-base", "v6.12")
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(self.out, "grace", "scorecard.json")) as f:
+            card = json.load(f)
+        self.assertEqual(card["verdict"], "FAIL", err)
+        self.assertEqual(list(card["paths"]), ["svm"])
+        series = read(os.path.join(self.out, "grace", "series", "series")).split("\n")
+        self.assertEqual(len([l for l in series if l.endswith(".patch")]), 2)
+
+    def test_without_a_base_or_with_a_wrong_one_it_says_so(self):
+        """Catches: a git tree graded against a guessed base, or a bad base
+        that crashes the batch instead of an ERROR with git's reason."""
+        rc, err = self.grade()
+        self.assertIn("grade it with --git-base REF", err)
+        rc, err = self.grade("--git-base", "v5.15")
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(self.out, "summary.md")) as f:
+            md = f.read()
+        self.assertIn("| grace | ERROR |", md)
+        self.assertIn("git merge-base v5.15 HEAD", md)
+
 if __name__ == "__main__":
     unittest.main()
