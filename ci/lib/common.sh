@@ -39,7 +39,7 @@ ci_judge_config() {
   cfg=$(dirname "$1")/../../../.config
   [ -f "$cfg" ] || { echo unknown; return; }
   local retp init
-  retp=$(grep -q '^CONFIG_MITIGATION_RETPOLINE=y' "$cfg" && echo y || echo n)
+  retp=$(grep -qE '^CONFIG_(MITIGATION_)?RETPOLINE=y' "$cfg" && echo y || echo n)
   init=$(sed -n 's/^CONFIG_INIT_STACK_ALL_\([A-Z]*\)=y/\1/p' "$cfg" | tr 'A-Z' 'a-z')
   echo "retpoline=$retp,stack_init=${init:-none}"
 }

@@ -107,6 +107,16 @@ class Grade(unittest.TestCase):
         self.assertIn("--vmx", argv)
         self.assertIn("course", argv)
 
+    def test_base_goes_to_the_runner(self):
+        """Catches: a class written on 6.1 judged on 6.12 regardless (every
+        patch would be an ERROR), or a bad base that is not refused."""
+        rc, err = self.grade("--only", "alice", "--base", "6.1")
+        self.assertEqual(rc, 0, err)
+        argv = read(os.path.join(self.out, "alice", "vmx", "argv")).split("\n")
+        self.assertEqual(argv[argv.index("--base") + 1], "6.1")
+        rc, err = self.grade("--only", "alice", "--base", "5.15")
+        self.assertEqual(rc, 2)
+
     def test_batch_is_resumable(self):
         """Catches: a re-run that grades everything again (hours for a class),
         or --redo that does not."""
