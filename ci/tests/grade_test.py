@@ -27,7 +27,21 @@ def patch(path, marker, touches="arch/x86/kvm/vmx/vmx.c"):
                 f"@@ -1,1 +1,2 @@\n line\n+/* {marker} */\n")
 
 
-class Grade(unittest.TestCase):
+class Batch(unittest.TestCase):
+    """A temporary folder of submissions (self.dir) graded into self.out by
+    the fake runner; subclasses fill self.dir in setUp."""
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def grade(self, *extra):
+        env = dict(os.environ, GRADE_RUNNER=FAKE)
+        p = subprocess.run([sys.executable, GRADE, self.dir, "--out", self.out, *extra],
+                           capture_output=True, text=True, env=env)
+        return p.returncode, p.stderr
+
+
+class Grade(Batch):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = os.path.join(self.tmp.name, "subs")
@@ -46,14 +60,6 @@ class Grade(unittest.TestCase):
         with open(os.path.join(self.dir, "notes.txt"), "w") as f:
             f.write("not a submission\n")
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def grade(self, *extra):
-        env = dict(os.environ, GRADE_RUNNER=FAKE)
-        p = subprocess.run([sys.executable, GRADE, self.dir, "--out", self.out, *extra],
-                           capture_output=True, text=True, env=env)
-        return p.returncode, p.stderr
 
     def summary(self):
         with open(os.path.join(self.out, "summary.csv")) as f:
@@ -145,7 +151,7 @@ class Grade(unittest.TestCase):
         self.assertIn("not a directory of submissions", p.stderr)
 
 
-class GitTrees(unittest.TestCase):
+class GitTrees(Batch):
     """A submission that is the student's own clone."""
 
     def setUp(self):
@@ -170,14 +176,6 @@ class GitTrees(unittest.TestCase):
                 f.write(f"/* {marker} */\n")
             git("commit", "-qam", marker)
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def grade(self, *extra):
-        env = dict(os.environ, GRADE_RUNNER=FAKE)
-        p = subprocess.run([sys.executable, GRADE, self.dir, "--out", self.out, *extra],
-                           capture_output=True, text=True, env=env)
-        return p.returncode, p.stderr
 
     def test_commits_since_the_merge_base_are_the_series(self):
         """Catches: a clone graded on its whole history or on its last commit
