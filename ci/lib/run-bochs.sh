@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # L1 backend for Intel VMX under Bochs (`ci/nested-run --vmx`).
 #
-# Same contract as ci/lib/run-qemu.sh (read its header), with one addition:
-# Bochs is too slow for an L2 Linux guest, so this backend runs the ring-0
-# checks that ci/bochs/run-l1 knows (the /dev/kvm harness suite and the VMX
-# reports) and leaves its own table in SHARE/bochs/stages.tsv; the verdict
-# shows those rows as "VMX <stage>". ci/bochs/run-l1 brings the results back
-# over com2 (Bochs has no virtio); the L1 image and kernel command line are
-# its own, so --initrd is not used here, and of --append only what run-l1
-# can carry: the module parameters (kvm.*, kvm_intel.*: the test knobs of
-# --l1-append) go on its L1 command line, and ci.rubric=R reaches
-# harness_test as HARNESS_RUBRIC (a course-only submission is judged by its
-# course leaves there too).
+# Same contract as ci/lib/run-qemu.sh (read its header). Bochs has no virtio
+# and no 9p, so L1 runs twice, each time bringing its results back over com2:
+#  1. ci/bochs/run-l1: the ring-0 checks (the /dev/kvm harness suite and the
+#     VMX reports) from its own image; its table lands in SHARE/bochs/
+#     stages.tsv and the verdict shows those rows as "VMX <stage>". Of
+#     --append it carries the module parameters (kvm.*, kvm_intel.*: the
+#     test knobs of --l1-append) and ci.rubric=R as HARNESS_RUBRIC.
+#  2. When --append names L2 shapes (ci.l2_vcpus=...) and --initrd is the
+#     nested runner's L1 image: that image, with its own init
+#     (ci/images/l1-init, ci.results=com2, no harness or bench stage), so
+#     exit_stress runs in an L2 Linux on Intel VMX and its files land in
+#     SHARE exactly as on the QEMU path (stages/, l2-Nvcpu/, logs/).
+#     Its console is appended to CONSOLE, so the kernel-log scan sees both.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-kernel= share= console= vcpus=1 mem=1024 timeout=1500 build=$repo/build append=
+kernel= initrd= share= console= vcpus=1 mem=1024 timeout=1500 build=$repo/build append=
 while [ $# -gt 0 ]; do
   case $1 in
     --kernel) kernel=$2; shift 2 ;;
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
-    --initrd|--accel|--machine) shift 2 ;;
+    --initrd) initrd=$2; shift 2 ;;
+    --accel|--machine) shift 2 ;;
     --verbose) shift ;;
     *) echo "run-bochs: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -41,11 +44,18 @@ fi
 mkdir -p "$share/stages"
 # Bochs emulates every CPU on one host thread: more than 2 only slows it.
 [ "$vcpus" -gt 2 ] && vcpus=2
-params= rubric=
+params= rubric= l2_shapes= l1_words=
 for w in $append; do
   case $w in
     kvm.*|kvm_intel.*) params+="${params:+ }$w" ;;
     ci.rubric=*) rubric=${w#ci.rubric=} ;;
+    ci.l2_vcpus=*) l2_shapes=${w#ci.l2_vcpus=} ;;
+  esac
+  # What the second boot's l1-init reads; the QEMU-only words stay out
+  # (console: build-iso sets its own; tsc=reliable and kvm_amd.* are TCG's).
+  case $w in
+    console=*|tsc=*|kvm_amd.*|ci.results=*|ci.harness=*|ci.bench=*|ci.hang_l1=*) ;;
+    *) l1_words+="${l1_words:+ }$w" ;;
   esac
 done
 extra=()
@@ -59,4 +69,43 @@ cp "$share/bochs/logs/console.log" "$console" 2>/dev/null || true
 awk -F'\t' '$1 == "boot" && $2 == "PASS" { print $3 }' "$share/bochs/stages.tsv" \
   > "$share/stages/l1-boot.host" 2>/dev/null
 [ -s "$share/stages/l1-boot.host" ] || rm -f "$share/stages/l1-boot.host"
+
+# --- 2. the L2 stages: the nested runner's L1 image under Bochs ---------------
+if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
+  work=$share/bochs-l2
+  rm -rf "$work"; mkdir -p "$work"
+  echo "nested-run: VMX L2 stages: booting the L1 image under Bochs (L2 shapes $l2_shapes)" >&3
+  # 2+ CPUs need nohz=off under Bochs (ci/bochs/README.md, "SMP idle").
+  words="ci.results=com2 ci.harness=0 ci.bench=0 ci.l2_console=tee $l1_words"
+  [ "$vcpus" -gt 1 ] && words="nohz=off $words"
+  if ! "$repo/ci/bochs/build-iso" --kernel "$kernel" --initrd "$initrd" --out "$work/iso" \
+         --append "$words" > "$work/build-iso.log" 2>&1; then
+    echo "run-bochs: could not build the L2 stages' ISO (see $work/build-iso.log)" >&2
+    exit 3
+  fi
+  # Progress: l1-init's stage marks as the console shows them, and a line
+  # a minute saying what the run is waiting for.
+  ( sleep 1; tail -s 1 -F "$work/logs/console.log" 2>/dev/null |
+      grep --line-buffered -aoE 'l1-init: (STAGE .*|L2 .* lost.*|up after .*)|L2\| l2-init: (up after|START|END|done after) .*' |
+      sed -u 's/^/nested-run: VMX /' >&3 ) &
+  watcher=$!
+  ( t=0; while sleep 60; do
+      t=$((t + 60))
+      last=$(grep -a 'l1-init: ' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
+      echo "nested-run: VMX L2 stages running ${t}s of ${timeout}s; last mark: ${last:-none yet (L1 booting)}" >&3
+    done ) &
+  ticker=$!
+  "$repo/ci/bochs/boot-l1" --iso "$work/iso/l1.iso" --logs "$work/logs" --vcpus "$vcpus" \
+    --mem "$mem" --timeout "$timeout" >&2
+  l2rc=$?
+  pkill -P "$watcher" 2>/dev/null; kill "$watcher" "$ticker" 2>/dev/null; wait "$watcher" "$ticker" 2>/dev/null
+  cat "$work/logs/console.log" >> "$console" 2>/dev/null
+  if ! "$repo/ci/bochs/extract-results" "$work/logs/com2.raw" "$share" 2> "$work/extract.log"; then
+    echo "run-bochs: the L2 stages' L1 sent no results: $(cat "$work/extract.log")" >&2
+    # Bochs killed at the limit is a timeout; the verdict names the stage
+    # that never ended from the marks that did come back (none, here).
+    [ "$l2rc" = 124 ] || [ "$l2rc" = 137 ] && exit 124
+    exit 3
+  fi
+fi
 exit $rc
