@@ -15,6 +15,9 @@
 #     SHARE exactly as on the QEMU path (stages/, l2-Nvcpu/, logs/).
 #     Its console is appended to CONSOLE, so the kernel-log scan sees both.
 set -uo pipefail
+# One brace group: bash reads it whole before running it, so editing this
+# file during a run cannot break that run.
+{
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
@@ -91,7 +94,7 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
   watcher=$!
   ( t=0; while sleep 60; do
       t=$((t + 60))
-      last=$(grep -a 'l1-init: ' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
+      last=$(grep -aE 'l1-init: |L2\| l2-init: ' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
       echo "nested-run: VMX L2 stages running ${t}s of ${timeout}s; last mark: ${last:-none yet (L1 booting)}" >&3
     done ) &
   ticker=$!
@@ -109,3 +112,4 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
   fi
 fi
 exit $rc
+}

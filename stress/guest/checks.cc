@@ -1087,7 +1087,8 @@ Result Checker::TornReads() {
           last[i] = v;
         }
       auto now = Clock::now();
-      if (now >= deadline || (me.wraps >= 8 && now - t0 >= std::chrono::milliseconds(500)))
+      if (now >= deadline || (me.wraps >= 8 && now - t0 >= std::chrono::milliseconds(500)) ||
+          (cfg_.torn_reads && me.reads >= cfg_.torn_reads))
         stop.store(true);
     }
     return me.reads;

@@ -123,6 +123,7 @@ int Main(int argc, char** argv) {
   }
   cfg.iterations = opt.iterations;
   cfg.torn_seconds = opt.torn_seconds;
+  cfg.torn_reads = opt.torn_reads;
   cfg.random_ecx = opt.random_ecx;
   cfg.seed = opt.seed;
   cfg.rubric = *RubricByName(opt.rubric);

@@ -59,6 +59,9 @@ std::string Usage() {
          "                        expected, observed, pass\n"
          "  --torn-seconds S      longest torn-read phase (default 15; it ends early\n"
          "                        once the cycle values' low halves have wrapped)\n"
+         "  --torn-reads N        also end it after N reads per vCPU (default: no cap;\n"
+         "                        for emulators whose guest clock crawls while every\n"
+         "                        read is an exit, e.g. nested VMX under Bochs)\n"
          "  --random-ecx N        random sub-leaves in the conformance sweep (default 4096)\n"
          "  --seed N              seed for those (default 1)\n"
          "  --show                print what the leaves answer and check nothing: the\n"
@@ -105,7 +108,7 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
     }
     static const std::set<std::string> kValued = {"--profile", "--abi",   "--iterations",
                                                   "--cpus",    "--exits", "--junit",
-                                                  "--json",    "--torn-seconds",
+                                                  "--json",    "--torn-seconds", "--torn-reads",
                                                   "--random-ecx", "--seed",
                                                   "--rubric", "--assignment", "--leaf-map",
                                                   "--watch", "--samples"};
@@ -156,6 +159,9 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
       o->torn_seconds = std::strtod(value.c_str(), &end);
       if (value.empty() || *end || o->torn_seconds <= 0)
         return "--torn-seconds needs a positive number, not " + value;
+    } else if (name == "--torn-reads") {
+      if (!ParseU64(value, &o->torn_reads) || o->torn_reads == 0)
+        return "--torn-reads needs a positive count, not " + value;
     } else if (name == "--random-ecx") {
       uint64_t v;
       if (!ParseU64(value, &v) || v > 1'000'000) return "--random-ecx needs 0..1000000";

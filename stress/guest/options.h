@@ -21,6 +21,7 @@ struct Options {
   std::vector<GuestExit> exits;  // default: every row of GuestExits()
   std::string junit, json;
   double torn_seconds = 15.0;
+  uint64_t torn_reads = 0;  // 0: no cap
   uint64_t seed = 1;
   uint32_t random_ecx = 4096;
   bool help = false;

@@ -17,7 +17,7 @@ TEST(Options, ParsesEveryFlagBothSpellings) {
   Options o;
   ASSERT_EQ(ParseOptions({"--abi", "f22", "--iterations=500", "--cpus", "0,1", "--exits",
                           "io,cpuid", "--junit", "/tmp/x.xml", "--json=/tmp/y.json",
-                          "--torn-seconds", "2.5", "--seed", "7", "--random-ecx", "10",
+                          "--torn-seconds", "2.5", "--torn-reads", "1000", "--seed", "7", "--random-ecx", "10",
                           "--gtest_filter=Conformance.*"},
                          &o),
             "");
@@ -27,6 +27,7 @@ TEST(Options, ParsesEveryFlagBothSpellings) {
   EXPECT_EQ(o.exits, (std::vector<GuestExit>{GuestExit::kIo, GuestExit::kCpuid}));
   EXPECT_EQ(o.json, "/tmp/y.json");
   EXPECT_DOUBLE_EQ(o.torn_seconds, 2.5);
+  EXPECT_EQ(o.torn_reads, 1000u);
   EXPECT_EQ(o.seed, 7u);
   EXPECT_EQ(o.random_ecx, 10u);
   // --junit maps onto GoogleTest's own XML output; gtest flags pass through.
@@ -47,6 +48,7 @@ TEST(Options, UsageErrorsAreNamed) {
            {{"--exits", "cpuid,vmcall"}, "unknown exit type vmcall"},
            {{"--json"}, "--json needs a value"},
            {{"--torn-seconds", "-1"}, "--torn-seconds needs a positive number"},
+           {{"--torn-reads", "0"}, "--torn-reads needs a positive count"},
            {{"positional"}, "unknown flag positional"},
            {{"--rubric", "lenient"}, "--rubric wants course or strict"},
            {{"--assignment", "4"}, "--assignment wants 2 or 3"},
