@@ -94,7 +94,7 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
   watcher=$!
   ( t=0; while sleep 60; do
       t=$((t + 60))
-      last=$(grep -aE 'l1-init: |L2\| l2-init: ' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
+      last=$(grep -aE 'l1-init: |L2\| (l2-init: |\[ RUN)' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
       echo "nested-run: VMX L2 stages running ${t}s of ${timeout}s; last mark: ${last:-none yet (L1 booting)}" >&3
     done ) &
   ticker=$!

@@ -14,7 +14,8 @@
 # correct course-style patch that is not ours) instead (on demand: a build).
 #
 # With `vmx` the course shape runs on the Intel path (ci/nested-run --vmx,
-# Bochs): no L2 there, so the harness alone judges the course leaves.
+# Bochs): the harness in L1, then exit_stress in a 2-vCPU L2 Linux on VMX,
+# both under the course rubric.
 #
 # usage: course_control_test.sh BUILD_DIR course|a2|host-wide|fixture|vmx [extra nested-run args]
 set -u
@@ -49,13 +50,13 @@ fails=0
 fail() { echo "course_control_test: FAIL: $*"; fails=$((fails + 1)); }
 [ $rc -eq 0 ] || fail "exit $rc, expected 0 (the course rubric passes a correct course-only patch)"
 harness_log=$out/l1/logs/harness.log
+[ "$shape" = vmx ] && harness_log=$out/l1/bochs/l1/harness.log
+grep -q "VERDICT: PASS (exit 0) - patched: $want, rubric course" "$out.log" ||
+  fail "the verdict does not say 'patched: $want, rubric course'"
+grep -q 'leaves: .*0x4FFFFFF0: absent, extension checks not applicable' "$out.log" ||
+  fail "the verdict does not say the extension leaves are absent and not applicable"
 if [ "$shape" = vmx ]; then
-  harness_log=$out/l1/bochs/l1/harness.log
-else
-  grep -q "VERDICT: PASS (exit 0) - patched: $want, rubric course" "$out.log" ||
-    fail "the verdict does not say 'patched: $want, rubric course'"
-  grep -q 'leaves: .*0x4FFFFFF0: absent, extension checks not applicable' "$out.log" ||
-    fail "the verdict does not say the extension leaves are absent and not applicable"
+  grep -qE '^L2 2-vCPU +PASS' "$out.log" || fail "no passing 'L2 2-vCPU' row: exit_stress did not run on VMX"
 fi
 grep -q "harness_test: no discovery leaf; .*course leaves count (assignment $level)\|harness_test: no discovery leaf; .*per-reason does not (assignment $level)" \
   "$harness_log" 2>/dev/null ||
