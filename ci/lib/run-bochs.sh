@@ -105,8 +105,11 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
   cat "$work/logs/console.log" >> "$console" 2>/dev/null
   if ! "$repo/ci/bochs/extract-results" "$work/logs/com2.raw" "$share" 2> "$work/extract.log"; then
     echo "run-bochs: the L2 stages' L1 sent no results: $(cat "$work/extract.log")" >&2
-    # Bochs killed at the limit is a timeout; the verdict names the stage
-    # that never ended from the marks that did come back (none, here).
+    # Its stage marks went down with the stream; the console still shows
+    # which stages started, so the verdict can name the one that never
+    # ended instead of calling it not reached.
+    grep -aoE 'l1-init: STAGE [^ ]+ start' "$work/logs/console.log" | awk '{ print $3 }' |
+      while read -r st; do echo 0 > "$share/stages/$st.start"; done
     [ "$l2rc" = 124 ] || [ "$l2rc" = 137 ] && exit 124
     exit 3
   fi
