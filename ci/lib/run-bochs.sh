@@ -7,7 +7,8 @@
 #     VMX reports) from its own image; its table lands in SHARE/bochs/
 #     stages.tsv and the verdict shows those rows as "VMX <stage>". Of
 #     --append it carries the module parameters (kvm.*, kvm_intel.*: the
-#     test knobs of --l1-append) and ci.rubric=R as HARNESS_RUBRIC.
+#     test knobs of --l1-append; kvm_intel.ept=0 as run-l1's --ept 0, shadow
+#     paging) and ci.rubric=R as HARNESS_RUBRIC.
 #  2. When --append names L2 shapes (ci.l2_vcpus=...) and --initrd is the
 #     nested runner's L1 image: that image, with its own init
 #     (ci/images/l1-init, ci.results=com2, no harness or bench stage), so
@@ -47,9 +48,12 @@ fi
 mkdir -p "$share/stages"
 # Bochs emulates every CPU on one host thread: more than 2 only slows it.
 [ "$vcpus" -gt 2 ] && vcpus=2
-params= rubric= l2_shapes= l1_words=
+params= rubric= l2_shapes= l1_words= ept=1
 for w in $append; do
   case $w in
+    # The paging mode is run-l1's own option: it picks exitdump's mode and
+    # the harness checks that hold under shadow paging.
+    kvm_intel.ept=*) case ${w#*=} in 0|n|N) ept=0 ;; *) ept=1 ;; esac ;;
     kvm.*|kvm_intel.*) params+="${params:+ }$w" ;;
     ci.rubric=*) rubric=${w#ci.rubric=} ;;
     ci.l2_vcpus=*) l2_shapes=${w#ci.l2_vcpus=} ;;
@@ -64,7 +68,7 @@ done
 extra=()
 [ -n "$params" ] && extra+=(--append "$params")
 [ -n "$rubric" ] && extra+=(--harness-env "HARNESS_RUBRIC=$rubric")
-"$runner" --kernel "$kernel" --results "$share/bochs" --vcpus "$vcpus" --mem "$mem" \
+"$runner" --kernel "$kernel" --results "$share/bochs" --vcpus "$vcpus" --ept "$ept" --mem "$mem" \
   --timeout "$timeout" --build-dir "$build" "${extra[@]}" >&2
 rc=$?
 cp "$share/bochs/logs/console.log" "$console" 2>/dev/null || true
