@@ -45,7 +45,7 @@ if [ ! -x "$runner" ]; then
   echo "run-bochs: the Bochs (VMX) backend is missing ($runner)" >&2
   exit 3
 fi
-mkdir -p "$share/stages"
+mkdir -p "$share/stages" "$share/logs"
 # Bochs emulates every CPU on one host thread: more than 2 only slows it.
 [ "$vcpus" -gt 2 ] && vcpus=2
 params= rubric= l2_shapes= l1_words= ept=1
@@ -61,7 +61,7 @@ for w in $append; do
   # What the second boot's l1-init reads; the QEMU-only words stay out
   # (console: build-iso sets its own; tsc=reliable and kvm_amd.* are TCG's).
   case $w in
-    console=*|tsc=*|kvm_amd.*|ci.results=*|ci.harness=*|ci.bench=*|ci.hang_l1=*) ;;
+    console=*|tsc=*|kvm_amd.*|ci.results=*|ci.harness=*|ci.bench=*) ;;
     *) l1_words+="${l1_words:+ }$w" ;;
   esac
 done
@@ -96,10 +96,37 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
       grep --line-buffered -aoE 'l1-init: (STAGE .*|L2 .* lost.*|up after .*)|L2\| l2-init: (up after|START|END|done after) .*' |
       sed -u 's/^/nested-run: VMX /' >&3 ) &
   watcher=$!
-  ( t=0; while sleep 60; do
-      t=$((t + 60))
-      last=$(grep -aE 'l1-init: |L2\| (l2-init: |\[ RUN)' "$work/logs/console.log" 2>/dev/null | tail -n 1 | tr -d '\r' | cut -c1-120)
-      echo "nested-run: VMX L2 stages running ${t}s of ${timeout}s; last mark: ${last:-none yet (L1 booting)}" >&3
+  # Liveness as on the QEMU path: l1-init writes "l1-init: heartbeat" to
+  # the console every 10 guest seconds; when none has come for
+  # CI_L1_HEARTBEAT_LOSS_BOCHS wall seconds (default 240: in exit-heavy
+  # phases a guest second takes up to ~4.5 wall seconds here), L1 is
+  # taken for hung: the console tail goes to SHARE/logs/l1-hang.txt (Bochs
+  # has no monitor to read registers from), Bochs is ended and the run
+  # exits 125, which the verdict names "L1 stopped responding".
+  hb_loss=${CI_L1_HEARTBEAT_LOSS_BOCHS:-240}
+  ( t0=$(cut -d' ' -f1 /proc/uptime); t=0
+    while sleep 15; do
+      t=$((t + 15))
+      if [ $((t % 60)) = 0 ]; then
+        last=$(grep -aE 'l1-init: |L2\| (l2-init: |\[ RUN)' "$work/logs/console.log" 2>/dev/null |
+               grep -av 'l1-init: heartbeat' | tail -n 1 | tr -d '\r' | cut -c1-120)
+        echo "nested-run: VMX L2 stages running ${t}s of ${timeout}s; last mark: ${last:-none yet (L1 booting)}" >&3
+      fi
+      [ "$hb_loss" -gt 0 ] || continue
+      beat=$(awk -F'\t' '$2 ~ /^l1-init: (heartbeat|up after)/ { t = $1 } END { print t }' \
+               "$work/logs/console.timed" 2>/dev/null)
+      [ -n "$beat" ] || beat=$t0
+      age=$(awk -v a="$beat" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%d", b - a }')
+      if [ "$age" -ge "$hb_loss" ]; then
+        { echo "L1 (Bochs) heartbeat stopped: none for ${age}s of wall time (limit ${hb_loss}s)."
+          echo "Bochs has no monitor to read the vCPUs' registers from; the console's tail:"
+          tail -n 60 "$work/logs/console.log"
+        } > "$share/logs/l1-hang.txt" 2>/dev/null
+        echo "nested-run: VMX L1 stopped responding (no heartbeat for ${age}s); ending Bochs" >&3
+        : > "$work/heartbeat-lost"
+        pkill -f -- "-f $work/logs/bochsrc"
+        break
+      fi
     done ) &
   ticker=$!
   "$repo/ci/bochs/boot-l1" --iso "$work/iso/l1.iso" --logs "$work/logs" --vcpus "$vcpus" \
@@ -114,6 +141,7 @@ if [ -n "$l2_shapes" ] && [ -n "$initrd" ] && [ "$rc" != 124 ]; then
     # ended instead of calling it not reached.
     grep -aoE 'l1-init: STAGE [^ ]+ start' "$work/logs/console.log" | awk '{ print $3 }' |
       while read -r st; do echo 0 > "$share/stages/$st.start"; done
+    [ -e "$work/heartbeat-lost" ] && exit 125
     [ "$l2rc" = 124 ] || [ "$l2rc" = 137 ] && exit 124
     exit 3
   fi

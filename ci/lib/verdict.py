@@ -30,10 +30,12 @@ import xml.etree.ElementTree as ET
 
 EXIT_OK, EXIT_TESTS, EXIT_INFRA = 0, 1, 3
 TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
-# ci/lib/run-qemu.sh: L1's init stopped its heartbeat, the backend ended it.
+# ci/lib/run-qemu.sh or run-bochs.sh: L1's init stopped its heartbeat, the
+# backend ended it.
 HEARTBEAT_RC = 125
 HEARTBEAT_NOTE = ("did not finish: L1 stopped responding (its heartbeat stopped); "
-                  "its vCPUs' registers are in l1/logs/l1-hang.txt")
+                  "what the host saw of it (QEMU: every vCPU's registers) is in "
+                  "l1/logs/l1-hang.txt")
 HOST_ORDER = ["deps", "kernel", "project", "images"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
