@@ -39,8 +39,11 @@ if [ $vmx = 1 ]; then
   grep -q "no heartbeat for" "$build/l1_hang_test.out" || fail "the loss was not shown as it happened"
   grep -q 'heartbeat stopped' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
     fail "no evidence in l1/logs/l1-hang.txt"
-  [ "$secs" -lt 600 ] || fail "the run took ${secs}s: the heartbeat check did not end it"
-  echo "l1_hang_test: vmx: run took ${secs}s, $fails failure(s)"
+  # Both Bochs boots, the limit and a margin, far below the 900 s L1 timeout
+  # (the wall time of this script also counts waiting for the nested lock).
+  l1_secs=$(cut -d' ' -f2 "$out/l1.end" 2>/dev/null || echo 9999)
+  awk -v s="$l1_secs" 'BEGIN { exit !(s < 450) }' || fail "L1 ran ${l1_secs}s: the heartbeat check did not end it"
+  echo "l1_hang_test: vmx: run took ${secs}s (Bochs ${l1_secs}s), $fails failure(s)"
   [ $fails -eq 0 ]
   exit
 fi
