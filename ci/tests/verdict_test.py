@@ -302,6 +302,32 @@ class VerdictTest(unittest.TestCase):
             verdict.main(["--results", r.dir, "--lost-mid-run"])
         self.assertEqual(out.getvalue(), "")
 
+    def test_a_kernel_report_elsewhere_does_not_stop_the_lost_l1_repeat(self):
+        """Catches: an L1 lost to the emulator (an IPI never delivered: L2
+        stalls in RCU, then L1 stops responding) judged at once because of
+        the stall report in L2's console, which names no function of the
+        patch; and the other way, a report in the patch's code repeated away."""
+        stall = ("[  24.4] rcu: INFO: rcu_sched self-detected stall on CPU\n"
+                 "[  24.8] RIP: 0010:%s+0x1e6/0x370\n"
+                 "[  24.8] Call Trace:\n"
+                 "[  24.8]  <TASK>\n"
+                 "[  24.8]  %s+0x1e6/0x370\n"
+                 "[  24.8]  on_each_cpu_cond_mask+0x1b/0x30\n"
+                 "[  24.8]  </TASK>\n")
+        for fn, repeated in (("smp_call_function_many_cond", True), ("exit_stats_query", False)):
+            r = Results()
+            r.put("l1.end", "125 95.0 1800")
+            r.rm("l1/stages/l2-4vcpu.end")
+            r.put("l1/logs/l2-4vcpu.console.log", stall % (fn, fn))
+            out = io.StringIO()
+            with redirect_stdout(out):
+                verdict.main(["--results", r.dir, "--lost-mid-run"])
+            if repeated:
+                self.assertTrue(out.getvalue().startswith("l2-4vcpu\tdid not finish: L1 stopped"),
+                                out.getvalue())
+            else:
+                self.assertEqual(out.getvalue(), "", fn)
+
     def l1_oops_in(self, fn):
         r = Results()
         r.put("l1.end", "0 95.0 600")
