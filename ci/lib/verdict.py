@@ -501,14 +501,13 @@ def collect(res):
         if name not in L1_BINARIES:
             klogs.append((os.path.join(l1, "logs", f"{name}.console.log"), label))
     for log, who in klogs:
-        r = scan_klog(log, who, os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json"),
-                      sanitizer)
+        klog_json = os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json")
+        r = scan_klog(log, who, klog_json, sanitizer)
         if r is not None:
             s = Stage(f"klog-{who}", f"kernel log ({who})", r[0], None, r[1])
             if r[0] != "PASS":
                 s.tail = log
-                s.elsewhere = not klog_in_patch(
-                    os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json"))
+                s.elsewhere = not klog_in_patch(klog_json)
             stages.append(s)
 
     host_break(stages, os.path.join(res, "logs", "klog-L1.json"))

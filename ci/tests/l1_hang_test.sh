@@ -32,35 +32,31 @@ secs=$(( $(date +%s) - t0 ))
 cat "$build/l1_hang_test.out"
 fails=0
 fail() { echo "l1_hang_test: FAIL: $*"; fails=$((fails + 1)); }
+# What each path ends in: QEMU repeats the lost L1 once and makes the
+# second loss the patch's host hang (exit 1); the VMX path has no repeat
+# rule yet, so its loss stays INFRA (exit 3). Each attempt must end at the
+# heartbeat limit: boot(s), the limit and a margin, far below the 900 s L1
+# timeout (the wall time of this script also counts waiting for the nested
+# lock, so the backend's own time is judged).
 if [ $vmx = 1 ]; then
-  [ $rc -eq 3 ] || fail "exit $rc, expected 3"
+  want_rc=3 max_l1=450 shown='no heartbeat for [0-9]+s'
   grep -qE '^L2 2-vCPU +INFRA .*L1 stopped responding' "$build/l1_hang_test.out" ||
     fail "the L2 row does not say L1 stopped responding"
-  grep -q "no heartbeat for" "$build/l1_hang_test.out" || fail "the loss was not shown as it happened"
-  grep -q 'heartbeat stopped' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
-    fail "no evidence in l1/logs/l1-hang.txt"
-  # Both Bochs boots, the limit and a margin, far below the 900 s L1 timeout
-  # (the wall time of this script also counts waiting for the nested lock).
-  l1_secs=$(cut -d' ' -f2 "$out/l1.end" 2>/dev/null || echo 9999)
-  awk -v s="$l1_secs" 'BEGIN { exit !(s < 450) }' || fail "L1 ran ${l1_secs}s: the heartbeat check did not end it"
-  echo "l1_hang_test: vmx: run took ${secs}s (Bochs ${l1_secs}s), $fails failure(s)"
-  [ $fails -eq 0 ]
-  exit
+else
+  want_rc=1 max_l1=300 shown="no heartbeat for ${loss}s"
+  grep -q 'host hang (bug class): L1 was lost in this stage on both attempts' "$build/l1_hang_test.out" ||
+    fail "the verdict does not make two losses at one stage a host hang"
+  grep -q 'running L1 once more' "$build/l1_hang_test.out" || fail "the loss was not repeated"
+  [ -s "$out/l1.midlost/logs/l1-hang.txt" ] || fail "the first attempt's evidence was not kept (l1.midlost/)"
+  grep -q '^RIP=' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
+    fail "no vCPU registers in l1/logs/l1-hang.txt"
 fi
-[ $rc -eq 1 ] || fail "exit $rc, expected 1 (the patch's finding)"
-grep -q 'host hang (bug class): L1 was lost in this stage on both attempts' "$build/l1_hang_test.out" ||
-  fail "the verdict does not make two losses at one stage a host hang"
-grep -q 'running L1 once more' "$build/l1_hang_test.out" || fail "the loss was not repeated"
-[ -s "$out/l1.midlost/logs/l1-hang.txt" ] || fail "the first attempt's evidence was not kept (l1.midlost/)"
-grep -q "no heartbeat for ${loss}s" "$build/l1_hang_test.out" ||
-  fail "the loss was not shown as it happened"
-grep -q '^RIP=' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
-  fail "no vCPU registers in l1/logs/l1-hang.txt"
+[ $rc -eq $want_rc ] || fail "exit $rc, expected $want_rc"
+grep -qE "$shown" "$build/l1_hang_test.out" || fail "the loss was not shown as it happened"
 grep -q 'heartbeat stopped' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
   fail "the L1 console tail is not in l1/logs/l1-hang.txt"
-# Each attempt must end at the heartbeat limit: boot, the limit and a
-# margin, far below the 900 s L1 timeout.
 l1_secs=$(cut -d' ' -f2 "$out/l1.end" 2>/dev/null || echo 9999)
-awk -v s="$l1_secs" 'BEGIN { exit !(s < 300) }' || fail "L1 ran ${l1_secs}s: the heartbeat check did not end it"
-echo "l1_hang_test: run took ${secs}s (L1 ${l1_secs}s), $fails failure(s)"
+awk -v s="$l1_secs" -v m="$max_l1" 'BEGIN { exit !(s < m) }' ||
+  fail "L1 ran ${l1_secs}s: the heartbeat check did not end it"
+echo "l1_hang_test: $([ $vmx = 1 ] && echo "vmx: ")run took ${secs}s (L1 ${l1_secs}s), $fails failure(s)"
 [ $fails -eq 0 ]
