@@ -267,6 +267,40 @@ def host_break(stages, klog_json):
             s.note = f"not reached (L1 died of the {cls} above)"
 
 
+# The kernel an L1 boots must be the one --kernel names: a boot image whose
+# compressed payload is an older build (a cached piggy.o) boots the older
+# kernel under the new one's name, and every check then judges the wrong
+# patch. The bzImage setup header names its build ("6.12.118 (root@vm) #6
+# SMP <date>", boot protocol 2.00+: a pointer at 0x20E, plus 0x200); the
+# booted kernel's banner must carry the same release and "#N <date>".
+def bzimage_build(path):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(0x8000)
+    except OSError:
+        return None
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        return None
+    at = int.from_bytes(head[0x20E:0x210], "little") + 0x200
+    text = head[at:at + 256].split(b"\0", 1)[0].decode("ascii", "replace")
+    return build_id(text)
+
+
+def build_id(version):
+    """(release, "#N <date>") from a header string or a "Linux version" banner."""
+    m = re.match(r"\s*(\S+).*?\s(#\d+.*?)\s*$", version)
+    return (m.group(1), " ".join(m.group(2).split())) if m else None
+
+
+def booted_build(*logs):
+    """From L1's dmesg (the console runs at loglevel=5, below the banner's)."""
+    for log in logs:
+        for line in (read(log, "") or "").splitlines():
+            if "Linux version " in line:
+                return build_id(line.split("Linux version ", 1)[1])
+    return None
+
+
 def collect(res):
     stages, exits, junit_rows = [], [], []
     hosts = []  # (stage label, host words, rubric, leaves) from exit_stress --json
@@ -308,6 +342,13 @@ def collect(res):
             boot.secs = float((host_boot or guest_boot).split()[0])
             if not host_boot:
                 boot.note = "L1 uptime (kernel start to /init)"
+            want = bzimage_build(read(os.path.join(res, "kernel.path"), "").strip())
+            got = booted_build(os.path.join(l1, "logs", "l1-dmesg.log"), console)
+            if want and got and want != got:
+                boot.status, boot.tail = "INFRA", console
+                boot.note = (f"L1 booted {' '.join(got)}, but --kernel's header says "
+                             f"{' '.join(want)}: its boot image carries another build "
+                             "(a stale piggy.o?); nothing here judges --kernel")
         else:
             rc, secs, limit = l1_end
             boot.status, boot.secs, boot.tail = "INFRA", secs, console

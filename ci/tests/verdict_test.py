@@ -189,6 +189,38 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertIn("L1 panicked at boot after 4.2 s, booted again", line_of(out, "L1 boot"))
 
+    def with_bzimage(self, header_version, banner):
+        r = Results()
+        image = bytearray(0x400)
+        image[0x202:0x206] = b"HdrS"
+        image[0x20E:0x210] = (0x300 - 0x200).to_bytes(2, "little")
+        image[0x300:0x300 + len(header_version)] = header_version.encode()
+        with open(os.path.join(r.dir, "bzImage"), "wb") as f:
+            f.write(image)
+        r.put("kernel.path", os.path.join(r.dir, "bzImage") + "\n")
+        r.put("l1/logs/l1-dmesg.log", f"[    0.000000] Linux version {banner}\n")
+        return r.run()
+
+    def test_l1_that_booted_another_build_is_infra(self):
+        """Catches: a boot image whose payload is an older build (a cached piggy.o
+        once booted the previous kernel under a mutant's name, and the mutant
+        survived): nothing that ran judged --kernel."""
+        code, out, _ = self.with_bzimage(
+            "6.12.118 (root@vm) #6 SMP Sun Dec  6 23:55:19 UTC 2026",
+            "6.12.118 (root@vm) (gcc (Debian 12.2.0-14+deb12u1) 12.2.0) #2 SMP Sun Dec  6 22:07:36 UTC 2026")
+        self.assertEqual(code, 3, out)
+        self.assertIn("INFRA", line_of(out, "L1 boot"))
+        self.assertIn("L1 booted 6.12.118 #2 SMP Sun Dec 6 22:07:36 UTC 2026", line_of(out, "L1 boot"))
+
+    def test_l1_that_booted_the_named_build_passes(self):
+        """A check that also fails the right kernel: header and banner spell the
+        date with different spacing and the banner adds the compiler."""
+        code, out, _ = self.with_bzimage(
+            "6.12.118 (root@vm) #6 SMP Sun Dec  6 23:55:19 UTC 2026",
+            "6.12.118 (root@vm) (gcc (Debian 12.2.0-14+deb12u1) 12.2.0) #6 SMP Sun Dec 6 23:55:19 UTC 2026")
+        self.assertEqual(code, 0, out)
+        self.assertIn("PASS", line_of(out, "L1 boot"))
+
     def test_l2_qemu_error_is_not_called_a_reset(self):
         """Catches: a QEMU that failed (exit 1) mislabelled as an L2 reset."""
         r = Results()
