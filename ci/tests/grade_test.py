@@ -5,6 +5,7 @@ would. Every test names the grading bug that fails it."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,26 @@ class Grade(Batch):
         self.assertEqual(argv[argv.index("--base") + 1], "6.1")
         rc, err = self.grade("--only", "alice", "--base", "5.15")
         self.assertEqual(rc, 2)
+
+    def test_tree_goes_to_the_runner(self):
+        """Catches: a class's own kernel tree ignored (every series applied to
+        Debian's 6.12, where a 5.15 patch does not apply), or a tree that is not
+        a kernel, or one beside --base, not refused."""
+        tree = tempfile.mkdtemp(prefix="grade_tree.")
+        self.addCleanup(shutil.rmtree, tree, True)
+        os.makedirs(os.path.join(tree, "arch", "x86", "kvm"))
+        open(os.path.join(tree, "arch", "x86", "kvm", "x86.c"), "w").close()
+        rc, err = self.grade("--only", "alice", "--tree", tree)
+        self.assertEqual(rc, 0, err)
+        argv = read(os.path.join(self.out, "alice", "vmx", "argv")).split("\n")
+        self.assertEqual(argv[argv.index("--tree") + 1], os.path.realpath(tree))
+        self.assertNotIn("--base", argv)
+        rc, err = self.grade("--only", "alice", "--tree", tree, "--base", "6.1")
+        self.assertEqual(rc, 2)
+        self.assertIn("give one", err)
+        rc, err = self.grade("--only", "alice", "--tree", self.out)
+        self.assertEqual(rc, 2)
+        self.assertIn("not a Linux source tree", err)
 
     def test_batch_is_resumable(self):
         """Catches: a re-run that grades everything again (hours for a class),

@@ -32,6 +32,11 @@ expect_rc 2 --soak many
 expect_rc 2 --l2-args "--x;reboot"
 expect_rc 2 --patch "$t/no-such-dir"
 expect_rc 2 --results
+# --tree: not a kernel tree; or beside another name for the kernel.
+expect_rc 2 --tree "$t"
+mkdir -p "$t/linux/arch/x86/kvm"; : > "$t/linux/Makefile"; : > "$t/linux/arch/x86/kvm/x86.c"
+expect_rc 2 --tree "$t/linux" --base 6.1
+expect_rc 2 --tree "$t/linux" --kernel /boot/vmlinuz
 mkdir -p "$t/precious"; echo keep > "$t/precious/file"
 expect_rc 2 --results "$t/precious"
 [ -f "$t/precious/file" ] || { echo "FAIL: a foreign results folder was emptied"; fails=$((fails + 1)); }
