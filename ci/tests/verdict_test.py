@@ -436,6 +436,28 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 1, out)
         self.assertIn("FAIL", line_of(out, "kernel log (L1)"))
 
+    def test_l2_panic_shown_on_l1s_console_is_not_l1s(self):
+        """A check that also fails a correct design: l1-init shows the tail of
+        a lost L2 attempt on L1's console, prefixed "L2| "; an L2 panic there
+        (an emulator loss the repeat absorbed) once failed the reference's
+        "kernel log (L1)" row as if L1 had panicked."""
+        r = Results()
+        r.put("logs/l1-console.log",
+              "[ 100.0] kvm-exit-stats: stage bench begin\n"
+              "L2| [   21.458066] RSP: 0000:fffffe0000002000 EFLAGS: 00010086\n"
+              "L2| [   21.458577] Kernel panic - not syncing: Fatal exception in interrupt\n"
+              "L2| [   21.467355] Kernel Offset: disabled\n"
+              "l1-init: L2 bench attempt 1 lost: reset 29.9\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("PASS", line_of(out, "kernel log (L1)"))
+        # Unprefixed, the same lines are L1's own panic.
+        r.put("logs/l1-console.log",
+              "[ 100.0] kvm-exit-stats: stage bench begin\n"
+              "[  121.458577] Kernel panic - not syncing: Fatal exception in interrupt\n")
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+
     def with_hostile(self, rc, junit):
         r = Results(shapes=(2,))
         with open(os.path.join(r.dir, "expected.tsv"), "a") as f:
