@@ -34,8 +34,8 @@ TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
 # backend ended it.
 HEARTBEAT_RC = 125
 HEARTBEAT_NOTE = ("did not finish: L1 stopped responding (its heartbeat stopped); "
-                  "what the host saw of it (QEMU: every vCPU's registers) is in "
-                  "l1/logs/l1-hang.txt")
+                  "what the host saw of it (QEMU: every vCPU's registers; Bochs: "
+                  "the console tail) is in l1/logs/l1-hang.txt")
 HOST_ORDER = ["deps", "kernel", "project", "images"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
