@@ -443,6 +443,12 @@ def collect(res):
                     "hang": f"L2 hung: killed after {t:.0f}s"}.get(k, f"L2 lost ({k}) after {t:.0f}s")
             problems.append(what + (f" (every attempt of {len(s.lost)} lost: "
                                     + describe_lost(s.lost) + ")" if len(s.lost) > 1 else ""))
+        elif missing and not binary and rc == 0 and done:
+            # L2's init ran to its end mark: nothing reset; the program wrote
+            # no results (--l2-args --show or --list: a display, not a check;
+            # or it died without them).
+            problems.append("L2 ran to its end without writing them (exit_stress "
+                            "--show or --list checks nothing; otherwise see its log)")
         elif missing and not binary and rc == 0:
             problems.append(f"L2 reset after {secs:.0f}s, before writing results")
         # JUnit.

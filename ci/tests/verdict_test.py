@@ -145,6 +145,11 @@ class VerdictTest(unittest.TestCase):
         code, out, _ = r.run()
         self.assertEqual(code, 3, out)
         self.assertIn("missing result l2-4vcpu/json/exit_stress.json", out)
+        self.assertIn("L2 ran to its end without writing them", out)
+        # Without L2's end mark it reset mid-run.
+        r.rm("l1/l2-4vcpu/done")
+        code, out, _ = r.run()
+        self.assertEqual(code, 3, out)
         self.assertIn("L2 reset after 20s, before writing results", out)
 
     def test_l2_reset_then_repeated_passes_and_says_so(self):
