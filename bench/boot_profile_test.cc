@@ -15,6 +15,7 @@ namespace {
 using exitstats::Regs;
 
 struct ModelHost {
+  bool course_only = false;  // a student's patch: no discovery or 64-bit leaves
   std::map<uint32_t, uint64_t> exits{{1, 7}, {10, 100}, {30, 5000000000ull}, {48, 3}};
   std::map<uint32_t, uint64_t> cycles{{1, 70}, {10, 1000}, {30, 9000}, {48, 300}};
   uint64_t total() const {
@@ -29,6 +30,7 @@ struct ModelHost {
     auto lo = [](uint64_t v) { return uint32_t(v); };
     uint64_t cyc = 0;
     for (auto& [r, c] : cycles) cyc += c;
+    if (course_only && leaf >= 0x4FFFFFF0 && leaf <= 0x4FFFFFF3) return {};
     switch (leaf) {
       case 0x4FFFFFF0:
         return {0x5453584B, 1, 77, 2};
@@ -87,6 +89,24 @@ TEST(BootProfileTest, ReportsEveryReasonAndTotals) {
   EXPECT_LT(Field(j, "sum_over_reasons"), end);
   EXPECT_NE(j.find("\"vendor\": \"svm\""), std::string::npos);
   EXPECT_NE(j.find("\"stage\": \"first_user_instruction\""), std::string::npos);
+}
+
+TEST(BootProfileTest, CourseOnlyHostIsProfiledFromTheCourseLeaves) {
+  // Bug caught: a student's course-only patch (no discovery leaf) reported as
+  // an unpatched host, with no boot profile at all.
+  auto host = std::make_shared<ModelHost>();
+  host->course_only = true;
+  exitstats::Client client(exitstats::kSjsu,
+                           [host](uint32_t l, uint32_t s) { return (*host)(l, s); });
+  const std::string j = bench::BootProfileJson(client, {"first_user_instruction", 1.5, 2});
+  EXPECT_NE(j.find("\"patched\": true"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"leaves\": \"course\""), std::string::npos);
+  EXPECT_NE(j.find("{\"reason\": 77,"), std::string::npos);
+  // The course leaf's EAX: the low 32 bits of 5000000000.
+  EXPECT_NE(ReasonLine(j, 30).find("\"exits\": 705032704"), std::string::npos)
+      << ReasonLine(j, 30);
+  EXPECT_NE(ReasonLine(j, 35).find("\"status\": \"undefined\""), std::string::npos);
+  EXPECT_EQ(j.find("\"vendor\""), std::string::npos);
 }
 
 TEST(BootProfileTest, UnpatchedHostSaysSo) {

@@ -452,9 +452,14 @@ def profile_markdown(profiles, labels, n_top):
             out.append(f"| {r['reason']} | {r.get('name', '?')} | {r['exits']:,} | "
                        f"{pct(r['exits'] / te if te else None)} | {fmt(cpe)} |")
     doc0 = usable[0][0]
-    out.append(f"\nVendor {doc0.get('vendor', '?')}, scope "
-               f"{'host-wide' if doc0.get('host_wide') else 'this VM'}; counts "
-               "include the exits of the CPUID queries that read them.")
+    if doc0.get("leaves") == "course":
+        out.append("\nFrom the course leaves alone (no discovery leaf: vendor and scope "
+                   "unknown, counts are their 32-bit EAX); counts include the exits of "
+                   "the CPUID queries that read them.")
+    else:
+        out.append(f"\nVendor {doc0.get('vendor', '?')}, scope "
+                   f"{'host-wide' if doc0.get('host_wide') else 'this VM'}; counts "
+                   "include the exits of the CPUID queries that read them.")
     return "\n".join(out) + "\n", stages
 
 
