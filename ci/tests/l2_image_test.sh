@@ -8,6 +8,9 @@
 set -euo pipefail
 build=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+if ! command -v busybox >/dev/null; then
+  echo "l2_image_test: SKIP: busybox not installed (ci/install-deps: busybox-static)"; exit 77
+fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/l2-image-test.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 "$repo/ci/images/build-l2" --build-dir "$build" --out "$out/l2.cpio" --compress none
