@@ -44,6 +44,15 @@ ci_judge_config() {
   echo "retpoline=$retp,stack_init=${init:-none}"
 }
 
+# ci_kernel_tree_version DIR: "VERSION.PATCHLEVEL.SUBLEVEL" from a kernel
+# tree's Makefile (--tree of build-kernel and nested-run); fails, printing
+# nothing, for a directory that is not a Linux tree with KVM.
+ci_kernel_tree_version() {
+  [ -f "$1/Makefile" ] && [ -f "$1/arch/x86/kvm/x86.c" ] || return 1
+  awk -F' *= *' '$1 == "VERSION" { v = $2 } $1 == "PATCHLEVEL" { p = $2 } $1 == "SUBLEVEL" { l = $2 }
+                 END { if (v == "" || p == "") exit 1; print v "." p "." (l == "" ? 0 : l) }' "$1/Makefile"
+}
+
 # Host-side stage bookkeeping: one TSV row per stage that ran
 # (stage, status PASS|FAIL|SKIP|INFRA, seconds, note); verdict.py reads it.
 ci_stage_record() {
