@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Unit tests of ci/grade (ctest label `unit`) with a fake runner
 (testdata/fake-nested-run) that writes the results folder a real nested run
-would. Every test names the grading bug that fails it."""
+would, and of the sample class it is shown on. Every test names the grading
+bug that fails it."""
 import csv
 import json
 import os
@@ -222,6 +223,39 @@ class GitTrees(Batch):
             md = f.read()
         self.assertIn("| grace | ERROR |", md)
         self.assertIn("git merge-base v5.15 HEAD", md)
+
+class SampleClass(unittest.TestCase):
+    """ci/grade.d/sample-class, the eight-submission class README shows."""
+
+    # Fails if a submission's series names a patch outside its folder (the
+    # course-only series reaches ../../ for the reference's vendor hook),
+    # or if an edit no longer changes its line because the correct patch
+    # moved on: the "broken" submissions would then be correct ones.
+    def test_eight_self_contained_submissions_two_one_line_breaks(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "class")
+            p = subprocess.run([os.path.join(HERE, "..", "grade.d", "sample-class"), out],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            names = sorted(os.listdir(out))
+            self.assertEqual(len(names), 8, names)
+            for name in names:
+                series = read(os.path.join(out, name, "series")).split()
+                self.assertTrue(series, name)
+                for f in series:
+                    self.assertEqual(os.path.dirname(f), "", (name, f))
+                    self.assertTrue(os.path.isfile(os.path.join(out, name, f)), (name, f))
+            good = os.path.join(out, "01-correct-course-only")
+            own = [f for f in os.listdir(good) if f.startswith("0001-KVM-x86-Report")][0]
+            for broken, word in (("07-written-for-5.15", "static_call(kvm_x86_run)"),
+                                 ("08-typo", "course_exit)")):
+                a = read(os.path.join(good, own)).splitlines()
+                b = read(os.path.join(out, broken, own)).splitlines()
+                diff = [(x, y) for x, y in zip(a, b) if x != y]
+                self.assertEqual(len(a), len(b), broken)
+                self.assertEqual(len(diff), 1, (broken, diff))
+                self.assertIn(word, diff[0][1])
+
 
 if __name__ == "__main__":
     unittest.main()
