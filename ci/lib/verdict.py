@@ -34,8 +34,9 @@ TIMEOUT_RCS = {124, 137, 143}  # GNU timeout, SIGKILL, SIGTERM (busybox timeout)
 # backend ended it.
 HEARTBEAT_RC = 125
 HEARTBEAT_NOTE = ("did not finish: L1 stopped responding (its heartbeat stopped); "
-                  "what the host saw of it (QEMU: every vCPU's registers; Bochs: "
-                  "the console tail) is in l1/logs/l1-hang.txt")
+                  "what the host saw of it (QEMU: every vCPU's registers and L1's "
+                  "answer to SysRq l, w, t; Bochs: the console tail) is in "
+                  "l1/logs/l1-hang.txt")
 HOST_ORDER = ["deps", "kernel", "project", "images"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCAN_KLOG = os.path.join(HERE, "..", "sanitizers", "scan-klog")
@@ -225,8 +226,8 @@ def scan_klog(log, stage_label, out_json, sanitizer=""):
     return ("PASS", "no reports")
 
 
-HANG = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|rcu_\w+ detected stall|"
-                  r"RCU Stall", re.I)
+HANG = re.compile(r"soft lockup|hard LOCKUP|blocked for more than|"
+                  r"rcu_\w+ (self-)?detected stall|RCU Stall|NMI backtrace", re.I)
 
 
 def host_break(stages, klog_json):
@@ -243,7 +244,7 @@ def host_break(stages, klog_json):
     except (OSError, ValueError):
         return
     fatal = [r for r in reports if r.get("in_patch") and r.get("class") in
-             ("BUG", "KASAN", "UBSAN", "LOCKDEP")]
+             ("BUG", "KASAN", "UBSAN", "LOCKDEP", "NMI")]
     if not fatal:
         return
     r = fatal[0]
@@ -555,6 +556,12 @@ def collect(res):
             if r[0] != "PASS":
                 s.tail = log
                 s.elsewhere = not klog_in_patch(klog_json)
+                stall = who != "L1" and s.elsewhere and guest_stall_only(klog_json)
+                if stall:
+                    s.status = "PASS"
+                    s.note = (f"L2 stalled outside the patch's code ({stall}): the "
+                              "emulator's timing, not a finding (the L2 stage's own "
+                              "checks judge the patch)")[:200]
             stages.append(s)
 
     host_break(stages, os.path.join(res, "logs", "klog-L1.json"))
@@ -567,6 +574,23 @@ def collect(res):
     coll = Stage("collect", "collect", "PASS", time.monotonic() - t_collect)
     stages.append(coll)
     return stages, exits, junit_rows, hosts
+
+
+def guest_stall_only(path):
+    """The first report's title when every report in an L2 kernel log is a
+    stall (RCU, soft lockup) outside the patch's code, else "". L2 runs no
+    patched code; under Bochs its vCPUs are starved for seconds at a time
+    (measured: an RCU stall in do_idle during a passing exit_stress run),
+    so such a stall says nothing of the submission, while any other report
+    there (a WARN about a CPUID leaf the patch changed) still fails."""
+    try:
+        with open(path) as f:
+            reports = json.load(f).get("reports", [])
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if reports and all(not r.get("in_patch") and HANG.search(r.get("title", "")) for r in reports):
+        return reports[0].get("title", "")
+    return ""
 
 
 def klog_in_patch(path):

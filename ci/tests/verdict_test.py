@@ -397,6 +397,60 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 3, out)
         self.assertIn("did not finish: L1 ended", line_of(out, "L2 2-vCPU"))
 
+    def test_l1_silent_with_a_vcpu_in_the_patch_is_its_host_hang_at_once(self):
+        """Catches: the host's SysRq l answer (an NMI backtrace per CPU,
+        asked when L1's heartbeat stops) ignored, so a vCPU spinning in
+        the patch's code is repeated and only then called a hang; and the
+        other way, an idle CPU's backtrace blamed on the patch."""
+        nmi = ("[  60.1] sysrq: Show backtrace of all active CPUs\n"
+               "[  60.1] NMI backtrace for cpu 1\n"
+               "[  60.1] CPU: 1 UID: 0 PID: 77 Comm: qemu-system-x86 Not tainted 6.12.118\n"
+               "[  60.1] RIP: 0010:%s+0x3c/0x1a0\n"
+               "[  60.1] Call Trace:\n"
+               "[  60.1]  <TASK>\n"
+               "[  60.1]  ? kvm_emulate_cpuid+0x50/0x60\n"
+               "[  60.1]  </TASK>\n")
+        for fn, finding in (("exit_stats_query", True), ("pv_native_safe_halt", False)):
+            r = Results()
+            r.put("l1.end", "125 95.0 1800")
+            r.rm("l1/stages/l2-2vcpu.end")
+            r.rm("l1/stages/l2-4vcpu.start")
+            r.rm("l1/stages/l2-4vcpu.end")
+            r.put("logs/l1-console.log", nmi % fn)
+            code, out, _ = r.run()
+            if finding:
+                self.assertEqual(code, 1, out)
+                self.assertIn("host hang (bug class) in the patch's code (RIP is in "
+                              "exit_stats_query(), the patch's): NMI backtrace for cpu 1",
+                              line_of(out, "L2 2-vCPU"))
+            else:
+                self.assertEqual(code, 3, out)
+                self.assertIn("L1 stopped responding", line_of(out, "L2 2-vCPU"))
+                self.assertIn("PASS", line_of(out, "kernel log (L1)"))
+
+    def test_an_l2_rcu_stall_outside_the_patch_is_the_emulators(self):
+        """Catches: a correct submission failed because Bochs starved an L2
+        vCPU into an RCU stall (seen in do_idle during a passing run), and
+        the other way, an L2 warning or an L1 stall waved through."""
+        stall = ("[  18.8] rcu: INFO: rcu_sched self-detected stall on CPU\n"
+                 "[  18.8] RIP: 0010:do_idle+0x1d0/0x1f0\n"
+                 "[  18.8] Call Trace:\n[  18.8]  <TASK>\n"
+                 "[  18.8]  ? cpu_startup_entry+0x20/0x30\n[  18.8]  </TASK>\n")
+        warn = ("[  18.8] WARNING: CPU: 0 PID: 1 at arch/x86/kernel/cpu/common.c:99 f+0x1/0x2\n"
+                "[  18.8] Call Trace:\n[  18.8]  ? g+0x1/0x2\n")
+        r = Results()
+        r.put("l1/logs/l2-2vcpu.console.log", "l2-init: done\n" + stall)
+        code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("L2 stalled outside the patch's code", line_of(out, "kernel log (L2 2-vCPU)"))
+        r.put("l1/logs/l2-2vcpu.console.log", "l2-init: done\n" + warn)
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        r = Results()
+        r.put("logs/l1-console.log", "[    0.0] Linux version 6.12\n" + stall)
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+
     def test_sleep_with_irqs_off_in_the_patch_is_a_host_oops_l1_survived(self):
         """Catches: the atomic-sleep check's report of a mutex in the
         IRQs-off exit path (L1 lives on) failing only as an anonymous
