@@ -224,6 +224,23 @@ class GitTrees(Batch):
         self.assertIn("| grace | ERROR |", md)
         self.assertIn("git merge-base v5.15 HEAD", md)
 
+class Ranking(unittest.TestCase):
+    # Fails if the class table lists a submission's classes by name, so a
+    # leaf that falls through reads "cycles missing or insane; leaf not
+    # implemented ..." and the grader starts from a symptom, not the cause.
+    def test_root_cause_first_unknown_last(self):
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("grade", GRADE)
+        spec = importlib.util.spec_from_loader("grade", loader)
+        grade = importlib.util.module_from_spec(spec)
+        loader.exec_module(grade)
+        self.assertEqual(grade.ranked(["uncounted exits", "zzz new class", "cycles missing or insane",
+                                       "leaf not implemented / falls through", "uncounted exits"]),
+                         ["leaf not implemented / falls through", "uncounted exits",
+                          "cycles missing or insane", "zzz new class"])
+
+
 class SampleClass(unittest.TestCase):
     """ci/grade.d/sample-class, the eight-submission class README shows."""
 

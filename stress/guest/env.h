@@ -25,6 +25,10 @@ struct GuestExitRow {
   uint32_t reason;           // SDM basic reason the patch must count it under
   uint32_t iter_divisor;     // ops per vCPU = --iterations / iter_divisor
   bool needs_root;
+  // KVM (6.12, both vendors) handles it in the vendor's fastpath, inside
+  // vcpu_run() and before handle_exit(): a patch that counts only in
+  // handle_exit() never sees it.
+  bool kvm_fastpath;
   std::string_view trigger;  // what one operation is (for --help and reports)
 };
 

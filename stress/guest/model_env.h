@@ -23,7 +23,7 @@ struct Bugs {
   bool off_by_one_bound = false;     // reason 78 treated as defined ("<=" for "<")
   bool zeros_for_undefined = false;  // undefined reasons answer all zeros
   bool fallthrough_clobber = false;  // per-reason exits leaf also gets cycles in EBX:ECX
-  bool fastpath_not_counted = false; // fastpath exits (ICR write, SVM HLT) missed
+  bool fastpath_not_counted = false; // fastpath exits (ICR write, HLT) missed
   bool cycles_not_timed = false;     // cycles never added
   bool double_count_cpuid = false;   // CPUID counted twice
   bool ordinary_leaf_clobbered = false;  // 0x40000000 swallowed by the patch
