@@ -9,8 +9,9 @@
 #   124 timed out (killed)
 #   125 L1 stopped responding: its init's heartbeat (SHARE/stages/heartbeat,
 #       every 5 s) was older than --heartbeat-loss seconds (default 60), so
-#       the backend saved every vCPU's registers from the QEMU monitor to
-#       SHARE/logs/l1-hang.txt and killed it
+#       the backend saved every vCPU's registers from the QEMU monitor,
+#       L1's answer to SysRq l, w and t on its console, and the console
+#       tail to SHARE/logs/l1-hang.txt (l1_hang_evidence.py) and killed it
 #   other: the emulator failed.
 # On return SHARE holds what L1's init wrote (stages/, logs/, junit/,
 # l2-*/), however it got there. The backend also writes
@@ -65,6 +66,7 @@ case $machine in
   *) echo "run-qemu: bad --machine $machine" >&2; exit 2 ;;
 esac
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$share/stages" "$share/logs"
 rm -f "$share/stages/l1-boot.host" "$share/stages/heartbeat" "$share/logs/l1-hang.txt"
 : > "$console"
@@ -80,12 +82,18 @@ cmd=(qemu-system-x86_64 "${machine_args[@]}" "${accel_args[@]}"
      -fsdev "local,id=results,path=$share,security_model=none"
      -device "$p9dev,fsdev=results,mount_tag=results"
      -qmp "unix:$mon,server=on,wait=off")
-if [ $verbose = 1 ]; then
-  cmd+=(-chardev "stdio,id=con,logfile=$console,signal=off" -serial chardev:con)
-else
-  cmd+=(-serial "file:$console")
-fi
+# The serial console: a telnet socket nobody reads until L1 hangs (then a
+# telnet BREAK there is a serial break, and with the next key a SysRq:
+# l1_hang_evidence.py), logged to CONSOLE whether or not anyone is connected.
+con_sock=$mon_dir/console.sock
+cmd+=(-chardev "socket,id=con,path=$con_sock,server=on,wait=off,telnet=on,logfile=$console"
+      -serial chardev:con)
 echo "run-qemu: ${cmd[*]}" >&2
+if [ $verbose = 1 ]; then
+  tail -n +1 -F "$console" 2>/dev/null &
+  tail_pid=$!
+  trap 'kill $tail_pid 2>/dev/null; rm -rf "$mon_dir"' EXIT
+fi
 
 t0=$(cut -d' ' -f1 /proc/uptime)
 # --kill-after: a QEMU that ignores SIGTERM still dies.
@@ -141,42 +149,8 @@ while kill -0 "$pid" 2>/dev/null; do
     progress "nested-run: L1 stopped responding: no heartbeat for ${hb_loss}s (L1 uptime $(cat "$hb") at the last one, ${el}s in); saving its registers and ending it"
     {
       echo "L1 heartbeat lost: none for ${hb_loss}s; last one at L1 uptime $(cat "$hb")s, ${el}s after QEMU started"
-      echo "--- QEMU monitor: info registers -a"
-      python3 - "$mon" "${kernel%/arch/x86/boot/bzImage}/System.map" <<'PY' 2>&1
-# QMP (clean text, unlike the HMP prompt's echo): every vCPU's registers,
-# and each RIP named from System.map when the kernel tree has one.
-import bisect, json, re, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-def call(cmd, **args):
-    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
-    f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r or "error" in r:
-            return r.get("return", r.get("error"))
-json.loads(f.readline())  # greeting
-call("qmp_capabilities")
-out = call("human-monitor-command", **{"command-line": "info registers -a"})
-syms = []
-try:
-    for line in open(sys.argv[2]):
-        a, t, name = line.split()[:3]
-        if t in "tTwW":
-            syms.append((int(a, 16), name))
-    syms.sort()
-except OSError:
-    pass
-for n, rip in enumerate(re.findall(r"RIP=([0-9a-f]{16})", out)):
-    i = bisect.bisect_right(syms, (int(rip, 16), "~")) - 1
-    if i >= 0:
-        print(f"CPU#{n} RIP {rip} is in {syms[i][1]}+{int(rip, 16) - syms[i][0]:#x}")
-print(out)
-PY
-      echo "--- L1 console, last 40 lines"
-      tr -d '\r' < "$console" | tail -n 40
+      python3 "$here/l1_hang_evidence.py" "$mon" "$con_sock" "$console" \
+        "${kernel%/arch/x86/boot/bzImage}/System.map" 2>&1
     } > "$share/logs/l1-hang.txt"
     kill "$pid" 2>/dev/null
     wait "$pid"

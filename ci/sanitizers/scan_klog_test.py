@@ -183,6 +183,28 @@ class Attribution(unittest.TestCase):
         self.assertEqual([x.in_patch for x in sk.scan(log, patch, "s")], [False])
 
 
+    # Fails if a CPU's backtrace by NMI (SysRq l on an L1 that stopped
+    # responding) is not read, or fails a log although it shows an idle
+    # CPU: it says where a CPU was, a finding only in the patch's code.
+    def test_nmi_backtrace_fails_only_in_the_patch(self):
+        log = ["sysrq: Show backtrace of all active CPUs", "NMI backtrace for cpu 1",
+               "CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 6.12.118 #5",
+               "RIP: 0010:%s+0x13/0x20", "Call Trace:", " <TASK>",
+               " ? default_idle+0x5/0x10", " </TASK>"]
+        patch = sk.Patch.from_dir(PATCH)
+        fn = next(iter(patch.defined))
+        with tempfile.TemporaryDirectory() as d:
+            for rip, in_patch, rc in ((fn, True, 1), ("pv_native_safe_halt", False, 0)):
+                path = os.path.join(d, "console.log")
+                with open(path, "w") as f:
+                    f.write("\n".join(log).replace("%s", rip) + "\n")
+                code, out, _ = run(path, "--patch", PATCH)
+                self.assertEqual(code, rc, out)
+                self.assertIn("NMI", out)
+                self.assertEqual([r.in_patch for r in sk.scan(open(path).readlines(), patch, "s")],
+                                 [in_patch])
+
+
 class Stages(unittest.TestCase):
     # Fails if stage markers are ignored (the report would say "(unmarked)").
     def test_marker_names_stage(self):

@@ -3,7 +3,9 @@
 # stops the heartbeat, --debug-hang-l1) must be ended within the heartbeat
 # limit, not at the L1 timeout, with L1's vCPU registers saved from the QEMU
 # monitor; the run is repeated once (patch or emulator?) and, lost again at
-# the same stage, is the patch's finding: exit 1, bug class host hang.
+# the same stage, is the patch's finding: exit 1, bug class host hang. On
+# the QEMU path L1 must also have answered SysRq l, w and t (asked by a
+# serial break on its console) into l1/logs/l1-hang.txt.
 # Catches: a heartbeat check that never fires, a wedged host told as a bare
 # "exit 125" or as an infrastructure failure, and a loss not repeated.
 #
@@ -43,9 +45,15 @@ grep -q 'host hang (bug class): L1 was lost in this stage on both attempts' "$bu
 grep -q 'running L1 once more' "$build/l1_hang_test.out" || fail "the loss was not repeated"
 [ -s "$out/l1.midlost/logs/l1-hang.txt" ] || fail "the first attempt's evidence was not kept (l1.midlost/)"
 # QEMU's monitor gives the registers; Bochs has none (its evidence is the tail).
+# QEMU's console also takes a serial break, so L1 answers SysRq l, w, t.
 if [ $vmx = 0 ]; then
   grep -q '^RIP=' "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
     fail "no vCPU registers in l1/logs/l1-hang.txt"
+  for want in 'Show backtrace of all active CPUs' 'NMI backtrace for cpu 0' \
+              'Show Blocked State' 'Show State'; do
+    grep -q "sysrq: $want\|$want" "$out/l1/logs/l1-hang.txt" 2>/dev/null ||
+      fail "L1's answer to SysRq ($want) is not in l1/logs/l1-hang.txt"
+  done
 fi
 [ $rc -eq $want_rc ] || fail "exit $rc, expected $want_rc"
 grep -qE "$shown" "$build/l1_hang_test.out" || fail "the loss was not shown as it happened"
