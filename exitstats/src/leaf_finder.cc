@@ -118,12 +118,14 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
   Regs disc = cpuid(leaf::kDiscovery, 0);
   f.extensions = disc.eax == kSignature && disc.ebx == kAbiVersion;
 
-  std::array<Regs, 8> before{}, after{};
-  auto read_all = [&](std::array<Regs, 8>& out) {
-    for (uint32_t i = 0; i < 4; ++i) {
-      out[2 * i] = cpuid(kFirstCourseLeaf + i, 0);
-      out[2 * i + 1] = cpuid(kFirstCourseLeaf + i, reason::kCpuid);
-    }
+  // Per leaf: ECX=0 (a reason the burst does not cause), ECX=10 (the SDM's
+  // CPUID), ECX=0x72 (SVM's exit code for CPUID).
+  constexpr std::array<uint32_t, 3> kSubleaves = {0, reason::kCpuid, reason::kSvmCodeCpuid};
+  std::array<Regs, 12> before{}, after{};
+  auto read_all = [&](std::array<Regs, 12>& out) {
+    for (uint32_t i = 0; i < 4; ++i)
+      for (size_t k = 0; k < kSubleaves.size(); ++k)
+        out[3 * i + k] = cpuid(kFirstCourseLeaf + i, kSubleaves[k]);
   };
   read_all(before);
   for (uint64_t i = 0; i < burst; ++i) cpuid(0, 0);
@@ -133,10 +135,11 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
   for (uint32_t i = 0; i < 4; ++i) {
     LeafBehaviour b;
     b.leaf = kFirstCourseLeaf + i;
-    const Regs &a0 = before[2 * i], &a10 = before[2 * i + 1];
-    const Regs &z0 = after[2 * i], &z10 = after[2 * i + 1];
+    const Regs &a0 = before[3 * i], &a10 = before[3 * i + 1], &a72 = before[3 * i + 2];
+    const Regs &z0 = after[3 * i], &z10 = after[3 * i + 1], &z72 = after[3 * i + 2];
     b.rise_exits_any = static_cast<uint32_t>(z0.eax - a0.eax);
     b.rise_exits_cpuid = static_cast<uint32_t>(z10.eax - a10.eax);
+    b.rise_exits_svm_code = static_cast<uint32_t>(z72.eax - a72.eax);
     // A cycle value that went down is no rise (and a torn read is judged later).
     auto rise64 = [](const Regs& x, const Regs& y) {
       uint64_t u = HiLo(x.ebx, x.ecx), v = HiLo(y.ebx, y.ecx);
@@ -153,6 +156,15 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
       b.roles |= 2 * b.rise_exits_any >= b.rise_exits_cpuid ? kRoleTotalExits : kRoleReasonExits;
     if (b.rise_cycles_cpuid >= n)
       b.roles |= 2 * b.rise_cycles_any >= b.rise_cycles_cpuid ? kRoleTotalCycles : kRoleReasonCycles;
+    // Per reason, but keyed by the SVM exit code: rises for 0x72 as a
+    // per-reason leaf rises for 10, and not for 10.
+    if (!(b.roles & kRoleTotalExits) && 2 * b.rise_exits_cpuid < n &&
+        2 * b.rise_exits_svm_code >= n && 2 * b.rise_exits_any < b.rise_exits_svm_code)
+      f.vendor_numbered.push_back(
+          Hex8(b.leaf) + ": counts exits per SVM exit code, not per SDM reason: ECX=0x72 (SVM's "
+          "CPUID) rose " + Thousands(b.rise_exits_svm_code) + " over " + Thousands(burst) +
+          " CPUIDs, ECX=10 (the SDM's CPUID) " + Thousands(b.rise_exits_cpuid) +
+          "; the leaves take SDM basic exit reasons on both vendors");
     f.leaves.push_back(b);
   }
 

@@ -12,6 +12,7 @@ struct ModelHost {
   unsigned leaves = 0xF;      // bit i: leaf 0x4FFFFFFC+i answers (else falls through)
   bool intel = false;         // unpatched answer: highest basic leaf's data, not zeros
   bool extensions = false;    // discovery leaf answers
+  bool svm_codes = false;     // per-reason leaves keyed by SVM exit code (CPUID = 0x72)
   uint64_t exits = 0x1FFFFFF00ull, cycles = 0xFFFFF000ull;  // near a 32-bit wrap
   uint64_t cpuid_exits = 0;
 
@@ -25,7 +26,7 @@ struct ModelHost {
       return extensions ? Regs{kSignature, kAbiVersion, 77, flag::kVmx} : Unknown(sub);
     if (leaf < 0x4FFFFFFC || leaf > 0x4FFFFFFF) return leaf == 0 ? Regs{0xD, 1, 2, 3} : Unknown(sub);
     if (!(leaves & (1u << (leaf - 0x4FFFFFFC)))) return Unknown(sub);
-    const bool cpuid_reason = sub == 10;
+    const bool cpuid_reason = sub == (svm_codes ? 0x72u : 10u);
     const uint64_t re = cpuid_reason ? cpuid_exits : 0, rc = re * 1000;
     auto lo = [](uint64_t v) { return uint32_t(v); };
     auto hi = [](uint64_t v) { return uint32_t(v >> 32); };
@@ -104,6 +105,21 @@ TEST(FindLeaves, FallThroughLeafIsNamedAsUnpatchedAnswer) {
   EXPECT_EQ(f.missing[0].leaf, 0x4FFFFFFCu);
   EXPECT_FALSE(f.missing[0].optional);
   EXPECT_NE(f.missing[0].text.find("answers like unpatched CPUID"), std::string::npos);
+}
+
+// An SVM submission that indexes its table by exit_code: the per-reason
+// leaves count CPUID under 0x72, never under the SDM's 10. Fails if that is
+// taken for "not implemented" alone, or if an SDM-keyed host is named so.
+TEST(FindLeaves, PerReasonLeavesKeyedBySvmCodeAreNamed) {
+  ModelHost h;
+  h.svm_codes = true;
+  FoundLeaves f = Find(h);
+  EXPECT_EQ(f.assignment, 2);
+  ASSERT_EQ(f.vendor_numbered.size(), 1u);  // sjsu's per-reason exits leaf
+  EXPECT_EQ(f.vendor_numbered[0].rfind("0x4FFFFFFD: counts exits per SVM exit code", 0), 0u)
+      << f.vendor_numbered[0];
+  ModelHost sdm;
+  EXPECT_TRUE(Find(sdm).vendor_numbered.empty());
 }
 
 TEST(FindLeaves, ExtensionsAreSeenWhenPresent) {

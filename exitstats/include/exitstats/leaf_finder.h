@@ -43,6 +43,7 @@ struct LeafBehaviour {
   unsigned roles = 0;            // roles it showed
   uint64_t rise_exits_any = 0;   // EAX rise with ECX=0 (32-bit, wrap-safe)
   uint64_t rise_exits_cpuid = 0; // EAX rise with ECX=10
+  uint64_t rise_exits_svm_code = 0;  // EAX rise with ECX=0x72, SVM's code for CPUID
   uint64_t rise_cycles_any = 0;  // EBX:ECX rise with ECX=0
   uint64_t rise_cycles_cpuid = 0;
 };
@@ -67,6 +68,11 @@ struct FoundLeaves {
   std::vector<Missing> missing;
   // Roles shown where the profile expects none (a leaf with the wrong content).
   std::vector<std::string> misplaced;
+  // Leaves that count per reason under the vendor's own exit codes (SVM's
+  // 0x72 for CPUID) instead of the SDM reasons both vendors answer in: an
+  // SVM patch that indexes its table by exit_code. They play no role, so a
+  // patch that has only them is judged at assignment 2 plus this finding.
+  std::vector<std::string> vendor_numbered;
 
   bool any_counter() const { return assignment > 0; }
   bool has(unsigned role) const;  // the chosen profile's leaf for `role` showed it
@@ -76,7 +82,7 @@ struct FoundLeaves {
   std::string Summary() const;
 };
 
-// Reads every course leaf with ECX=0 and ECX=10, issues `burst` CPUIDs
+// Reads every course leaf with ECX=0, ECX=10 and ECX=0x72, issues `burst` CPUIDs
 // (leaf 0) through `cpuid`, reads them again, and matches the behaviour
 // against the numberings in `candidates` (sjsu and f22 when empty). With
 // `forced`, that numbering is used and only checked.

@@ -58,6 +58,9 @@ inline constexpr uint32_t kWrmsr = 32;
 inline constexpr uint32_t kEptViolation = 48;
 inline constexpr uint32_t kEptMisconfig = 49;
 inline constexpr uint32_t kPreemptionTimer = 52;
+// Not an SDM reason: the AMD APM's exit code for CPUID (SVM_EXIT_CPUID),
+// what an SVM patch that indexes by the vendor's own code counts CPUID under.
+inline constexpr uint32_t kSvmCodeCpuid = 0x72;
 }  // namespace reason
 
 }  // namespace exitstats
