@@ -78,19 +78,20 @@ def size(path):
         return 0
 
 
-def wait_for_answer(log, start):
-    """Seconds until the log grew past start and then stayed still, or None."""
+def answered(log, start):
+    """Whether the log grew past start within ANSWER_WAIT; if it did, returns
+    once it has been still for QUIET_END (at most 30 s in all)."""
     t0 = time.monotonic()
     while size(log) <= start:
         if time.monotonic() - t0 > ANSWER_WAIT:
-            return None
+            return False
         time.sleep(0.2)
     last, still = size(log), time.monotonic()
     while time.monotonic() - still < QUIET_END and time.monotonic() - t0 < 30:
         time.sleep(0.2)
         if size(log) != last:
             last, still = size(log), time.monotonic()
-    return time.monotonic() - t0
+    return True
 
 
 def sysrq(console_path, log):
@@ -121,7 +122,7 @@ def sysrq(console_path, log):
             s.sendall(b"\xff\xf3")          # telnet IAC BRK: a serial break
             time.sleep(0.2)
             s.sendall(key.encode())
-            got.append((key, wait_for_answer(log, before) is not None))
+            got.append((key, answered(log, before)))
     finally:
         done.set()
         reader.join(1)

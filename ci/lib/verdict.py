@@ -555,8 +555,9 @@ def collect(res):
             s = Stage(f"klog-{who}", f"kernel log ({who})", r[0], None, r[1])
             if r[0] != "PASS":
                 s.tail = log
-                s.elsewhere = not klog_in_patch(klog_json)
-                stall = who != "L1" and s.elsewhere and guest_stall_only(klog_json)
+                reports = klog_reports(klog_json)
+                s.elsewhere = reports is not None and not any(r.get("in_patch") for r in reports)
+                stall = who != "L1" and s.elsewhere and guest_stall_only(reports)
                 if stall:
                     s.status = "PASS"
                     s.note = (f"L2 stalled outside the patch's code ({stall}): the "
@@ -576,31 +577,26 @@ def collect(res):
     return stages, exits, junit_rows, hosts
 
 
-def guest_stall_only(path):
+def klog_reports(path):
+    """The reports in ci/sanitizers/scan-klog's JSON, or None if it cannot
+    be read (then any of them may be the patch's)."""
+    try:
+        with open(path) as f:
+            return list(json.load(f).get("reports", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def guest_stall_only(reports):
     """The first report's title when every report in an L2 kernel log is a
     stall (RCU, soft lockup) outside the patch's code, else "". L2 runs no
     patched code; under Bochs its vCPUs are starved for seconds at a time
     (measured: an RCU stall in do_idle during a passing exit_stress run),
     so such a stall says nothing of the submission, while any other report
     there (a WARN about a CPUID leaf the patch changed) still fails."""
-    try:
-        with open(path) as f:
-            reports = json.load(f).get("reports", [])
-    except (OSError, ValueError, AttributeError):
-        return ""
     if reports and all(not r.get("in_patch") and HANG.search(r.get("title", "")) for r in reports):
         return reports[0].get("title", "")
     return ""
-
-
-def klog_in_patch(path):
-    """True if ci/sanitizers/scan-klog's JSON holds a report in the patch's
-    code (or cannot be read: then assume it may)."""
-    try:
-        with open(path) as f:
-            return any(r.get("in_patch") for r in json.load(f).get("reports", []))
-    except (OSError, ValueError, AttributeError):
-        return True
 
 
 def lost_mid_run(stages):

@@ -121,11 +121,12 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
   // Per leaf: ECX=0 (a reason the burst does not cause), ECX=10 (the SDM's
   // CPUID), ECX=0x72 (SVM's exit code for CPUID).
   constexpr std::array<uint32_t, 3> kSubleaves = {0, reason::kCpuid, reason::kSvmCodeCpuid};
-  std::array<Regs, 12> before{}, after{};
-  auto read_all = [&](std::array<Regs, 12>& out) {
+  using Reads = std::array<std::array<Regs, kSubleaves.size()>, 4>;  // [leaf][sub-leaf]
+  Reads before{}, after{};
+  auto read_all = [&](Reads& out) {
     for (uint32_t i = 0; i < 4; ++i)
       for (size_t k = 0; k < kSubleaves.size(); ++k)
-        out[3 * i + k] = cpuid(kFirstCourseLeaf + i, kSubleaves[k]);
+        out[i][k] = cpuid(kFirstCourseLeaf + i, kSubleaves[k]);
   };
   read_all(before);
   for (uint64_t i = 0; i < burst; ++i) cpuid(0, 0);
@@ -135,8 +136,8 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
   for (uint32_t i = 0; i < 4; ++i) {
     LeafBehaviour b;
     b.leaf = kFirstCourseLeaf + i;
-    const Regs &a0 = before[3 * i], &a10 = before[3 * i + 1], &a72 = before[3 * i + 2];
-    const Regs &z0 = after[3 * i], &z10 = after[3 * i + 1], &z72 = after[3 * i + 2];
+    const auto& [a0, a10, a72] = before[i];
+    const auto& [z0, z10, z72] = after[i];
     b.rise_exits_any = static_cast<uint32_t>(z0.eax - a0.eax);
     b.rise_exits_cpuid = static_cast<uint32_t>(z10.eax - a10.eax);
     b.rise_exits_svm_code = static_cast<uint32_t>(z72.eax - a72.eax);
@@ -160,7 +161,7 @@ FoundLeaves FindLeaves(const CpuidFn& cpuid, uint64_t burst, const std::vector<P
     // per-reason leaf rises for 10, and not for 10.
     if (!(b.roles & kRoleTotalExits) && 2 * b.rise_exits_cpuid < n &&
         2 * b.rise_exits_svm_code >= n && 2 * b.rise_exits_any < b.rise_exits_svm_code)
-      f.vendor_numbered.push_back(
+      f.misplaced.push_back(
           Hex8(b.leaf) + ": counts exits per SVM exit code, not per SDM reason: ECX=0x72 (SVM's "
           "CPUID) rose " + Thousands(b.rise_exits_svm_code) + " over " + Thousands(burst) +
           " CPUIDs, ECX=10 (the SDM's CPUID) " + Thousands(b.rise_exits_cpuid) +

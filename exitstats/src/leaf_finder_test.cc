@@ -26,7 +26,7 @@ struct ModelHost {
       return extensions ? Regs{kSignature, kAbiVersion, 77, flag::kVmx} : Unknown(sub);
     if (leaf < 0x4FFFFFFC || leaf > 0x4FFFFFFF) return leaf == 0 ? Regs{0xD, 1, 2, 3} : Unknown(sub);
     if (!(leaves & (1u << (leaf - 0x4FFFFFFC)))) return Unknown(sub);
-    const bool cpuid_reason = sub == (svm_codes ? 0x72u : 10u);
+    const bool cpuid_reason = sub == (svm_codes ? reason::kSvmCodeCpuid : reason::kCpuid);
     const uint64_t re = cpuid_reason ? cpuid_exits : 0, rc = re * 1000;
     auto lo = [](uint64_t v) { return uint32_t(v); };
     auto hi = [](uint64_t v) { return uint32_t(v >> 32); };
@@ -115,11 +115,11 @@ TEST(FindLeaves, PerReasonLeavesKeyedBySvmCodeAreNamed) {
   h.svm_codes = true;
   FoundLeaves f = Find(h);
   EXPECT_EQ(f.assignment, 2);
-  ASSERT_EQ(f.vendor_numbered.size(), 1u);  // sjsu's per-reason exits leaf
-  EXPECT_EQ(f.vendor_numbered[0].rfind("0x4FFFFFFD: counts exits per SVM exit code", 0), 0u)
-      << f.vendor_numbered[0];
+  ASSERT_EQ(f.misplaced.size(), 1u);  // sjsu's per-reason exits leaf
+  EXPECT_EQ(f.misplaced[0].rfind("0x4FFFFFFD: counts exits per SVM exit code", 0), 0u)
+      << f.misplaced[0];
   ModelHost sdm;
-  EXPECT_TRUE(Find(sdm).vendor_numbered.empty());
+  EXPECT_TRUE(Find(sdm).misplaced.empty());
 }
 
 TEST(FindLeaves, ExtensionsAreSeenWhenPresent) {

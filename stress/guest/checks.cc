@@ -322,7 +322,6 @@ Result Checker::LeafRegisters() {
       r.Fail(m.text, bug::kNotImplemented);
   }
   for (const auto& m : found_.misplaced) r.Fail(m, bug::kWrongBucket);
-  for (const auto& m : found_.vendor_numbered) r.Fail(m, bug::kWrongBucket);
   const Profile& p = client_.profile();
   const bool sjsu = p.name == kSjsu.name;
   const bool ext = discovery_.has_value();

@@ -66,13 +66,12 @@ struct FoundLeaves {
     std::string text;
   };
   std::vector<Missing> missing;
-  // Roles shown where the profile expects none (a leaf with the wrong content).
+  // A leaf with the wrong content: roles shown where the profile expects
+  // none, or per-reason counts under the vendor's own exit codes (SVM's
+  // 0x72 for CPUID) instead of the SDM reasons both vendors answer in (an
+  // SVM patch that indexes its table by exit_code; such a leaf plays no
+  // role, so a patch with only it is judged at assignment 2 plus this).
   std::vector<std::string> misplaced;
-  // Leaves that count per reason under the vendor's own exit codes (SVM's
-  // 0x72 for CPUID) instead of the SDM reasons both vendors answer in: an
-  // SVM patch that indexes its table by exit_code. They play no role, so a
-  // patch that has only them is judged at assignment 2 plus this finding.
-  std::vector<std::string> vendor_numbered;
 
   bool any_counter() const { return assignment > 0; }
   bool has(unsigned role) const;  // the chosen profile's leaf for `role` showed it
