@@ -10,6 +10,9 @@
 //                              (fastpath, concurrency) vs KVM's own `exits`
 //   PatchedReasonsMatchTheWork a patch that files exits under a wrong reason,
 //                              misses a reason, or drops its cycles
+//   HostCyclesFitTheRoundTrip  cycles that include user-space, halted or
+//                              preempted time, or (deterministic clock)
+//                              miss the fastpath handling
 #include <gtest/gtest.h>
 
 #include <linux/kvm.h>
@@ -271,6 +274,66 @@ TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
       EXPECT_GE(reason, v.guest_ops) << Where(v.vcpu) << ": per-reason delta around its own loop";
     }
     EXPECT_GE(total, v.guest_ops) << Where(v.vcpu) << ": total around its own loop";
+  }
+}
+
+// Exit cycles fit the round trip that the guest timed around its own loop.
+// The guest's TSC runs at the host's rate, so, summed over the vCPUs:
+//   cycles of the payload's reason  <=  loop cycles - this VMM's cycles
+// (KVM cannot have handled the exits for longer than the guest waited for
+// them, minus the time this VMM took with them, which it makes long on
+// purpose): counting time in user space, halted or scheduled out breaks it.
+// Where the TSC follows executed instructions, one vCPU runs alone and KVM
+// handles the exit itself, the total cycles must also be at least
+// kMinHandlingShare of it: the path from VM-exit to VM-entry is most of such
+// a round trip (0.5-0.75 under Bochs), so a clock that starts after a
+// fastpath handler ran, or stops before the handling ends, shows far less.
+// (Exits to user space spend most of their round trip in KVM_RUN's own
+// return and re-entry, which is not exit handling: 0.1 under Bochs.)
+// Strict rubric: the course rubric accepts a cycle window that ends within
+// the handling.
+constexpr double kMaxHandlingShare = 1.1;  // the leaf reads' own CPUIDs
+constexpr double kMinHandlingShare = 0.25;
+
+TEST_P(ExitTest, HostCyclesFitTheRoundTrip) {
+  if (config().course)
+    GTEST_SKIP() << "course rubric: a cycle window that ends within the exit's handling is "
+                    "acceptable; the strict rubric bounds it";
+  RUN_OR_SKIP(r);
+  if (!r->vm) {
+    std::string error;
+    const HostFacts* facts = Facts(&error);
+    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
+  }
+  const harness::VmCheck& c = *r->vm;
+  const uint32_t reason = exit_type().sdm_reason;
+  if (ShadowPaging() && reason == 48)
+    GTEST_SKIP() << "shadow paging: first touches exit as #PF (reason 0), not reason 48";
+  const int t = harness::TrackedIndex(reason);
+  ASSERT_GE(t, 0);
+  uint64_t loop = 0, vmm = 0;
+  for (const auto& v : r->vcpus) {
+    loop += v.tsc_cycles;
+    vmm += v.vmm_cycles;
+  }
+  ASSERT_GT(loop, vmm) << "the VMM's time on the payload exits exceeds the guest's loop time";
+  const double in_kvm = double(loop - vmm);
+  const double share = double(c.patch.reason_cycles[t]) / in_kvm;
+  const double total_share = double(c.patch.total_cycles) / in_kvm;
+  RecordProperty("handling_share", std::to_string(share));
+  RecordProperty("total_handling_share", std::to_string(total_share));
+  const std::string what = "exit " + std::string(spec().name) + " on " +
+                           std::to_string(vcpus()) + " vCPUs: guest loops " +
+                           std::to_string(loop) + " TSC cycles, this VMM " + std::to_string(vmm);
+  EXPECT_LE(share, kMaxHandlingShare)
+      << what << "; reason " << reason << " cycles rose by " << c.patch.reason_cycles[t]
+      << ", " << share << " of the loops' time outside this VMM: time outside exit handling "
+      << "(in user space, halted or scheduled out) is counted";
+  if (config().deterministic_clock && vcpus() == 1 && spec().vmm_sees == VmmSees::kNothing) {
+    EXPECT_GE(total_share, kMinHandlingShare)
+        << what << "; total cycles rose by " << c.patch.total_cycles << ", only " << total_share
+        << " of the loops' time outside this VMM: the exit clock starts late or stops early "
+        << "(fastpath handling not timed?)";
   }
 }
 

@@ -43,12 +43,21 @@ bool SetRubric(std::string_view v, std::string* error) {
   config().course = v == "course";
   return true;
 }
+bool SetClock(std::string_view v, std::string* error) {
+  if (v != "deterministic" && v != "free") {
+    *error = "unknown clock '" + std::string(v) + "' (deterministic or free)";
+    return false;
+  }
+  config().deterministic_clock = v == "deterministic";
+  return true;
+}
 }  // namespace
 
 bool ParseOptions(int* argc, char** argv, std::string* error) {
   if (const char* e = getenv("HARNESS_ABI_PROFILE"); e && !SetProfile(e, error)) return false;
   if (const char* e = getenv("HARNESS_ITERATIONS_SCALE"); e && !SetScale(e, error)) return false;
   if (const char* e = getenv("HARNESS_RUBRIC"); e && !SetRubric(e, error)) return false;
+  if (const char* e = getenv("HARNESS_CLOCK"); e && !SetClock(e, error)) return false;
   int out = 1;
   for (int i = 1; i < *argc; i++) {
     std::string_view a = argv[i];
@@ -58,6 +67,8 @@ bool ParseOptions(int* argc, char** argv, std::string* error) {
       if (!SetScale(a.substr(19), error)) return false;
     } else if (a.starts_with("--rubric=")) {
       if (!SetRubric(a.substr(9), error)) return false;
+    } else if (a.starts_with("--clock=")) {
+      if (!SetClock(a.substr(8), error)) return false;
     } else {
       argv[out++] = argv[i];
     }

@@ -21,6 +21,11 @@ struct Config {
   // leaf by its course leaves alone (found by how they move); "strict"
   // (default) wants the discovery leaf for every patched-host check.
   bool course = false;
+  // --clock / HARNESS_CLOCK: "deterministic" when the TSC follows executed
+  // instructions (Bochs with clock sync=none), so how much of a round trip
+  // KVM spends handling the exit repeats run to run and can be bounded
+  // below; "free" (default) on real time.
+  bool deterministic_clock = false;
 };
 Config& config();
 // Parses (and removes) our flags after InitGoogleTest; env vars first.

@@ -5,6 +5,9 @@
 //   --rubric=course|strict      HARNESS_RUBRIC           (default strict;
 //                                   course: a host without the discovery
 //                                   leaf is judged by its course leaves)
+//   --clock=deterministic|free  HARNESS_CLOCK            (default free;
+//                                   deterministic: the TSC follows executed
+//                                   instructions, as under Bochs)
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -22,9 +25,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "harness_test: unknown argument %s\n", argv[i]);
     return 2;
   }
-  std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g, rubric %s\n",
+  std::fprintf(stderr, "harness_test: ABI profile %s, iterations scale %g, rubric %s, clock %s\n",
                std::string(harness_test::config().profile.name).c_str(),
-               harness_test::config().scale, harness_test::config().course ? "course" : "strict");
+               harness_test::config().scale, harness_test::config().course ? "course" : "strict",
+               harness_test::config().deterministic_clock ? "deterministic" : "free");
   if (auto off = harness_test::FastpathOff())
     std::fprintf(stderr, "harness_test: note: %s\n", off->c_str());
   std::string why;

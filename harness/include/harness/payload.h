@@ -87,6 +87,9 @@ struct VcpuResult {
   uint64_t guest_ops = 0;   // operations the guest loop completed
   uint64_t host_seen = 0;   // payload exits the VMM handled itself (see VmmSees)
   uint64_t tsc_cycles = 0;  // guest rdtsc around its loop
+  // Host TSC cycles from each payload exit's return from KVM_RUN to the next
+  // KVM_RUN: time in this VMM, inside the guest's loop but not exit handling.
+  uint64_t vmm_cycles = 0;
   // KVM vCPU binary stats, delta over the measured interval (between the
   // two VM snapshots; see README).
   std::map<std::string, uint64_t> stats;
