@@ -42,12 +42,6 @@ using Tracked = std::array<uint64_t, HARNESS_NR_TRACKED>;
 
 constexpr int kKickSignal = SIGUSR1;
 constexpr uint64_t kTssAddr = 0xfffbd000;  // below 4 GiB, outside every memslot
-// TSC cycles this VMM spends on each payload exit it handles, as a device
-// model would: several round trips' worth on every emulator and on hardware,
-// so a patch that counts time in user space as exit handling shows exit
-// cycles well above the loop time the guest left to KVM (catalogue_test,
-// HostCyclesFitTheRoundTrip).
-constexpr uint64_t kVmmWorkCycles = 20000;
 
 void InstallKickHandler() {
   static std::once_flag once;
@@ -126,6 +120,7 @@ struct RunState {
   std::vector<harness_ctx*> ctx;
   VmmSees sees;
   int max_retries;
+  uint64_t vmm_work_cycles;
   Rendezvous start, rv;
   std::vector<pthread_t> threads;
   std::vector<uint64_t> host_seen;
@@ -142,8 +137,9 @@ struct RunState {
   std::string error;  // first failure
 
   RunState(const PayloadSpec& s, Vm& v, std::vector<Vcpu>& c, std::vector<StatsReader>& st,
-           VmmSees sees_, int retries_)
+           VmmSees sees_, int retries_, uint64_t work_)
       : spec(s), vm(v), vcpus(c), stats(st), sees(sees_), max_retries(retries_),
+        vmm_work_cycles(work_),
         start(c.size() + 1), rv(c.size()), threads(c.size()), host_seen(c.size()),
         vmm_cycles(c.size()), parked_deliberate(c.size()) {}
 
@@ -278,7 +274,7 @@ void VcpuLoop(RunState& st, uint32_t i) {
     if (CountPayloadExit(st, e)) {
       st.host_seen[i]++;
       payload_exit_tsc = returned_tsc;
-      while (__rdtsc() - returned_tsc < kVmmWorkCycles) {
+      while (__rdtsc() - returned_tsc < st.vmm_work_cycles) {
       }
       continue;
     }
@@ -399,7 +395,7 @@ RunResult RunPayload(const Kvm& kvm, const PayloadSpec& spec, uint32_t n, uint64
   }
   static_assert(sizeof(harness_ctx) <= HARNESS_VCPU_CTX_SIZE);
 
-  RunState st(spec, vm, vcpus, stats, sees, opt.max_snapshot_retries);
+  RunState st(spec, vm, vcpus, stats, sees, opt.max_snapshot_retries, opt.vmm_work_cycles);
   st.ctx = ctx;
   std::vector<std::thread> threads;
   {
