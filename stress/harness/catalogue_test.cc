@@ -285,9 +285,10 @@ TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
 // purpose): counting time in user space, halted or scheduled out breaks it.
 // Where the TSC follows executed instructions, one vCPU runs alone and KVM
 // handles the exit itself, the total cycles over the loop (the vCPU's own
-// leaf reads around it) must also be at least kMinHandlingShare of it: the path from VM-exit to VM-entry is most of such
-// a round trip (0.5-0.75 under Bochs), so a clock that starts after a
-// fastpath handler ran, or stops before the handling ends, shows far less.
+// leaf reads around it) must also be at least kMinHandlingShare of it: the
+// path from VM-exit to VM-entry is most of such a round trip (0.57-0.86
+// under Bochs), so a clock that starts after a fastpath handler ran, or
+// stops before the handling ends, shows far less (0.10).
 // (Exits to user space spend most of their round trip in KVM_RUN's own
 // return and re-entry, which is not exit handling: 0.1 under Bochs.)
 // Strict rubric: the course rubric accepts a cycle window that ends within
