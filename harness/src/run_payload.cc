@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cinttypes>
@@ -120,7 +121,7 @@ struct RunState {
   std::vector<harness_ctx*> ctx;
   VmmSees sees;
   int max_retries;
-  uint64_t vmm_work_cycles;
+  unsigned vmm_work_ratio;
   Rendezvous start, rv;
   std::vector<pthread_t> threads;
   std::vector<uint64_t> host_seen;
@@ -137,9 +138,9 @@ struct RunState {
   std::string error;  // first failure
 
   RunState(const PayloadSpec& s, Vm& v, std::vector<Vcpu>& c, std::vector<StatsReader>& st,
-           VmmSees sees_, int retries_, uint64_t work_)
+           VmmSees sees_, int retries_, unsigned work_)
       : spec(s), vm(v), vcpus(c), stats(st), sees(sees_), max_retries(retries_),
-        vmm_work_cycles(work_),
+        vmm_work_ratio(work_),
         start(c.size() + 1), rv(c.size()), threads(c.size()), host_seen(c.size()),
         vmm_cycles(c.size()), parked_deliberate(c.size()) {}
 
@@ -260,11 +261,15 @@ void VcpuLoop(RunState& st, uint32_t i) {
   // TSC when KVM_RUN returned with a payload exit, until the next KVM_RUN:
   // the time the exit spent in this VMM, which is not exit handling in KVM.
   uint64_t payload_exit_tsc = 0;
+  // A KVM_RUN that blocked (a kick, a preemption) must not make the VMM's
+  // work on the next exit unbounded.
+  constexpr uint64_t kMaxWorkCycles = uint64_t{1} << 26;
   for (;;) {
     if (payload_exit_tsc) {
       st.vmm_cycles[i] += __rdtsc() - payload_exit_tsc;
       payload_exit_tsc = 0;
     }
+    const uint64_t called_tsc = __rdtsc();
     Exit e = v.Run();
     const uint64_t returned_tsc = __rdtsc();
     if (auto* io = std::get_if<IoExit>(&e); io && io->port == HARNESS_UCALL_PORT) {
@@ -274,7 +279,9 @@ void VcpuLoop(RunState& st, uint32_t i) {
     if (CountPayloadExit(st, e)) {
       st.host_seen[i]++;
       payload_exit_tsc = returned_tsc;
-      while (__rdtsc() - returned_tsc < st.vmm_work_cycles) {
+      const uint64_t work =
+          std::min<uint64_t>(st.vmm_work_ratio * (returned_tsc - called_tsc), kMaxWorkCycles);
+      while (__rdtsc() - returned_tsc < work) {
       }
       continue;
     }
@@ -395,7 +402,7 @@ RunResult RunPayload(const Kvm& kvm, const PayloadSpec& spec, uint32_t n, uint64
   }
   static_assert(sizeof(harness_ctx) <= HARNESS_VCPU_CTX_SIZE);
 
-  RunState st(spec, vm, vcpus, stats, sees, opt.max_snapshot_retries, opt.vmm_work_cycles);
+  RunState st(spec, vm, vcpus, stats, sees, opt.max_snapshot_retries, opt.vmm_work_ratio);
   st.ctx = ctx;
   std::vector<std::thread> threads;
   {

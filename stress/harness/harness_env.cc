@@ -93,9 +93,9 @@ namespace {
 harness::RunOptions Options() {
   harness::RunOptions o;
   o.profile = config().profile;
-  // Several round trips on every emulator and on hardware: see
+  // Twice the time KVM_RUN took, on every emulator and on hardware: see
   // HostCyclesFitTheRoundTrip (catalogue_test.cc).
-  o.vmm_work_cycles = 20000;
+  o.vmm_work_ratio = 2;
   return o;
 }
 

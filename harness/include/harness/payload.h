@@ -53,11 +53,12 @@ int TrackedIndex(uint32_t sdm_reason);
 
 struct RunOptions {
   exitstats::Profile profile = exitstats::kSjsu;
-  // TSC cycles the VMM spends on each payload exit it handles, as a device
-  // model would (0: none, for benchmarks). harness_test makes it several
-  // round trips long, so that a patch counting time in user space as exit
-  // handling shows far more exit cycles than the guest's loop left to KVM.
-  uint64_t vmm_work_cycles = 0;
+  // How long the VMM works on each payload exit it handles, as a device
+  // model would, in multiples of the time its KVM_RUN took (guest plus
+  // KVM; 0: no work, for benchmarks). harness_test uses 2, so that a patch
+  // counting time in user space as exit handling shows about three times
+  // the exit cycles that the guest's loop left to KVM, on any emulator.
+  unsigned vmm_work_ratio = 0;
   // Route rdmsr/wrmsr payload MSRs to user space (KVM_X86_SET_MSR_FILTER)
   // when KVM supports it, so the VMM counts them exactly.
   bool msr_to_userspace = true;
