@@ -127,6 +127,16 @@ class ExitTest : public testing::TestWithParam<Param> {
     return;                                            \
   }
 
+// The patched-host cross-check of run `run`, or a skip saying why the guest
+// read no exit-statistics leaves.
+#define VM_CHECK_OR_SKIP(var, run)                                        \
+  if (!(run)->vm) {                                                       \
+    std::string error;                                                    \
+    const HostFacts* facts = Facts(&error);                               \
+    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);             \
+  }                                                                       \
+  const harness::VmCheck& var = *(run)->vm
+
 TEST_P(ExitTest, GuestCompletesEveryOp) {
   RUN_OR_SKIP(r);
   int t = harness::TrackedIndex(exit_type().sdm_reason);
@@ -182,12 +192,7 @@ TEST_P(ExitTest, KvmStatRoseByTheWork) {
 
 TEST_P(ExitTest, PatchedTotalsEqualKvmExits) {
   RUN_OR_SKIP(r);
-  if (!r->vm) {
-    std::string error;
-    const HostFacts* facts = Facts(&error);
-    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
-  }
-  const harness::VmCheck& c = *r->vm;
+  VM_CHECK_OR_SKIP(c, r);
   RecordProperty("snapshot_retries", c.retries);
   if (auto off = FastpathOff()) RecordProperty("fastpath", *off);
   if (CourseOnly()) {
@@ -214,12 +219,7 @@ TEST_P(ExitTest, PatchedTotalsEqualKvmExits) {
 
 TEST_P(ExitTest, PatchedReasonsMatchTheWork) {
   RUN_OR_SKIP(r);
-  if (!r->vm) {
-    std::string error;
-    const HostFacts* facts = Facts(&error);
-    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
-  }
-  const harness::VmCheck& c = *r->vm;
+  VM_CHECK_OR_SKIP(c, r);
   bool exact = !c.discovery.host_wide();
   // Course leaves alone: 32-bit counts only, and per reason only where the
   // per-reason leaf counts (assignment 3).
@@ -302,12 +302,7 @@ TEST_P(ExitTest, HostCyclesFitTheRoundTrip) {
     GTEST_SKIP() << "course rubric: a cycle window that ends within the exit's handling is "
                     "acceptable; the strict rubric bounds it";
   RUN_OR_SKIP(r);
-  if (!r->vm) {
-    std::string error;
-    const HostFacts* facts = Facts(&error);
-    GTEST_SKIP() << (facts ? facts->AbsenceReason() : error);
-  }
-  const harness::VmCheck& c = *r->vm;
+  VM_CHECK_OR_SKIP(c, r);
   const uint32_t reason = exit_type().sdm_reason;
   if (ShadowPaging() && reason == 48)
     GTEST_SKIP() << "shadow paging: first touches exit as #PF (reason 0), not reason 48";
