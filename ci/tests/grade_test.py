@@ -244,8 +244,8 @@ class Ranking(unittest.TestCase):
 class SampleClass(unittest.TestCase):
     """ci/grade.d/sample-class, the eight-submission class README shows."""
 
-    # Fails if a submission's series names a patch outside its folder (the
-    # course-only series reaches ../../ for the reference's vendor hook),
+    # Fails if a submission's series names a patch outside its folder (as
+    # the atomic64 series once reached ../../ for the reference's patches),
     # or if an edit no longer changes its line because the correct patch
     # moved on: the "broken" submissions would then be correct ones.
     def test_eight_self_contained_submissions_two_one_line_breaks(self):
