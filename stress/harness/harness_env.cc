@@ -35,21 +35,22 @@ bool SetScale(std::string_view v, std::string* error) {
   config().scale = d;
   return true;
 }
-bool SetRubric(std::string_view v, std::string* error) {
-  if (v != "course" && v != "strict") {
-    *error = "unknown rubric '" + std::string(v) + "' (course or strict)";
+// A flag with two values: *flag = (v == yes); anything else is an error.
+bool SetEither(std::string_view what, std::string_view yes, std::string_view no,
+               std::string_view v, bool* flag, std::string* error) {
+  if (v != yes && v != no) {
+    *error = "unknown " + std::string(what) + " '" + std::string(v) + "' (" + std::string(yes) +
+             " or " + std::string(no) + ")";
     return false;
   }
-  config().course = v == "course";
+  *flag = v == yes;
   return true;
 }
+bool SetRubric(std::string_view v, std::string* error) {
+  return SetEither("rubric", "course", "strict", v, &config().course, error);
+}
 bool SetClock(std::string_view v, std::string* error) {
-  if (v != "deterministic" && v != "free") {
-    *error = "unknown clock '" + std::string(v) + "' (deterministic or free)";
-    return false;
-  }
-  config().deterministic_clock = v == "deterministic";
-  return true;
+  return SetEither("clock", "deterministic", "free", v, &config().deterministic_clock, error);
 }
 }  // namespace
 
