@@ -113,16 +113,16 @@ RunOrError Run(const PayloadSpec& spec, uint32_t vcpus, uint64_t iterations,
 }
 }  // namespace
 
-const RunOrError& CachedRun(const PayloadSpec& spec, uint32_t vcpus) {
-  static std::map<std::pair<std::string, uint32_t>, RunOrError> cache;
-  auto key = std::make_pair(std::string(spec.name), vcpus);
+const RunOrError& CachedRun(const PayloadSpec& spec, uint32_t vcpus, uint32_t load) {
+  static std::map<std::tuple<std::string, uint32_t, uint32_t>, RunOrError> cache;
+  auto key = std::make_tuple(std::string(spec.name), vcpus, load);
   auto it = cache.find(key);
   if (it == cache.end()) {
     harness::RunOptions o = Options();
     std::string error;
     const HostFacts* facts = Facts(&error);
     o.course_leaves = facts && facts->course_only;
-    it = cache.emplace(key, Run(spec, vcpus, Iterations(spec), o)).first;
+    it = cache.emplace(key, Run(spec, vcpus, Iterations(spec) * load, o)).first;
   }
   return it->second;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <variant>
@@ -38,10 +39,12 @@ const harness::Kvm* KvmOrWhy(std::string* why);
 // Per-vCPU iterations for a spec after scaling (at least 1).
 uint64_t Iterations(const harness::PayloadSpec& spec);
 
-// One run per (spec, vCPU count) per process, shared by every test that
-// checks a different aspect of it. Holds the error message if it threw.
+// One run per (spec, vCPU count, load) per process, shared by every test
+// that checks a different aspect of it; load multiplies the iterations.
+// Holds the error message if it threw.
 using RunOrError = std::variant<harness::RunResult, std::string>;
-const RunOrError& CachedRun(const harness::PayloadSpec& spec, uint32_t vcpus);
+const RunOrError& CachedRun(const harness::PayloadSpec& spec, uint32_t vcpus,
+                            uint32_t load = 1);
 
 // Facts about this host, measured once.
 struct HostFacts {
