@@ -6,7 +6,8 @@
 #                    [--reps N] [--min-time S] [--label NAME] [-- EXTRA...]
 #
 #   --bin    directory holding the binaries (default: build-bench/bench)
-#   --out    results directory (default: bench-results)
+#   --out    results directory (default: build-bench/results, beside the
+#            binaries: runs write no measurement into the source tree)
 #   --parts  comma list of: primitives, ring0, guest (default: all three)
 #   --runs   separate process runs per part, for the spread check (default 3)
 #   --reps   --benchmark_repetitions per run (default 3)
@@ -20,7 +21,7 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$here/../build-bench/bench"
-out="bench-results"
+out="$here/../build-bench/results"
 parts="primitives,ring0,guest"
 runs=3
 reps=3
