@@ -6,9 +6,10 @@
 #  1. ci/bochs/run-l1: the ring-0 checks (the /dev/kvm harness suite and the
 #     VMX reports) from its own image; its table lands in SHARE/bochs/
 #     stages.tsv and the verdict shows those rows as "VMX <stage>". Of
-#     --append it carries the module parameters (kvm.*, kvm_intel.*: the
-#     test knobs of --l1-append; kvm_intel.ept=0 as run-l1's --ept 0, shadow
-#     paging) and ci.rubric=R as HARNESS_RUBRIC.
+#     --append it carries the module parameters (kvm.*, kvm_intel.*;
+#     kvm_intel.ept=0 as run-l1's --ept 0, shadow paging) and ci.rubric=R as
+#     HARNESS_RUBRIC; --user-append (nested-run's --l1-append) goes whole,
+#     so a kernel parameter the user asked for is never dropped.
 #  2. When --append names L2 shapes (ci.l2_vcpus=...) and --initrd is the
 #     nested runner's L1 image: that image, with its own init
 #     (ci/images/l1-init, ci.results=com2, no harness or bench stage), so
@@ -22,7 +23,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-kernel= initrd= share= console= vcpus=1 mem=1024 timeout=1500 build=$repo/build append=
+kernel= initrd= share= console= vcpus=1 mem=1024 timeout=1500 build=$repo/build append= user_append=
 while [ $# -gt 0 ]; do
   case $1 in
     --kernel) kernel=$2; shift 2 ;;
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
+    --user-append) user_append=$2; shift 2 ;;
     --initrd) initrd=$2; shift 2 ;;
     --accel|--machine) shift 2 ;;
     --verbose) shift ;;
@@ -40,7 +42,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-runner=$repo/ci/bochs/run-l1
+# CI_BOCHS_RUNNER: a stand-in for run-l1 (ci/tests/bochs_append_test.sh).
+runner=${CI_BOCHS_RUNNER:-$repo/ci/bochs/run-l1}
 if [ ! -x "$runner" ]; then
   echo "run-bochs: the Bochs (VMX) backend is missing ($runner)" >&2
   exit 3
@@ -54,7 +57,7 @@ for w in $append; do
     # The paging mode is run-l1's own option: it picks exitdump's mode and
     # the harness checks that hold under shadow paging.
     kvm_intel.ept=*) case ${w#*=} in 0|n|N) ept=0 ;; *) ept=1 ;; esac ;;
-    kvm.*|kvm_intel.*) params+="${params:+ }$w" ;;
+    kvm.*|kvm_intel.*) [[ " $user_append " == *" $w "* ]] || params+="${params:+ }$w" ;;
     ci.rubric=*) rubric=${w#ci.rubric=} ;;
     ci.l2_vcpus=*) l2_shapes=${w#ci.l2_vcpus=} ;;
   esac
@@ -65,6 +68,7 @@ for w in $append; do
     *) l1_words+="${l1_words:+ }$w" ;;
   esac
 done
+params+="${user_append:+${params:+ }$user_append}"
 extra=()
 [ -n "$params" ] && extra+=(--append "$params")
 [ -n "$rubric" ] && extra+=(--harness-env "HARNESS_RUBRIC=$rubric")
