@@ -9,15 +9,15 @@ namespace exitstats {
 namespace {
 
 constexpr std::array kCatalogue = {
-    ExitType{ExitKind::kCpuid, "cpuid", reason::kCpuid, "exits", kNeedNone, true},
-    ExitType{ExitKind::kHlt, "hlt", reason::kHlt, "halt_exits", kNeedNone, true},
-    ExitType{ExitKind::kIoUser, "io_user", reason::kIo, "io_exits", kNeedNone, true},
-    ExitType{ExitKind::kIoKernel, "io_kernel", reason::kIo, "exits", kNeedIrqchip, true},
-    ExitType{ExitKind::kRdmsr, "rdmsr", reason::kRdmsr, "exits", kNeedNone, true},
-    ExitType{ExitKind::kWrmsr, "wrmsr", reason::kWrmsr, "exits", kNeedNone, true},
-    ExitType{ExitKind::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, "exits", kNeedIrqchip, true},
-    ExitType{ExitKind::kVmcall, "vmcall", reason::kVmcall, "hypercalls", kNeedNone, true},
-    ExitType{ExitKind::kFirstTouch, "first_touch", reason::kEptViolation, "exits", kNeedNone, false},
+    ExitType{ExitKind::kCpuid, "cpuid", reason::kCpuid, "exits", kNeedNone},
+    ExitType{ExitKind::kHlt, "hlt", reason::kHlt, "halt_exits", kNeedNone},
+    ExitType{ExitKind::kIoUser, "io_user", reason::kIo, "io_exits", kNeedNone},
+    ExitType{ExitKind::kIoKernel, "io_kernel", reason::kIo, "exits", kNeedIrqchip},
+    ExitType{ExitKind::kRdmsr, "rdmsr", reason::kRdmsr, "exits", kNeedNone},
+    ExitType{ExitKind::kWrmsr, "wrmsr", reason::kWrmsr, "exits", kNeedNone},
+    ExitType{ExitKind::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, "exits", kNeedIrqchip},
+    ExitType{ExitKind::kVmcall, "vmcall", reason::kVmcall, "hypercalls", kNeedNone},
+    ExitType{ExitKind::kFirstTouch, "first_touch", reason::kEptViolation, "exits", kNeedNone},
 };
 
 }  // namespace

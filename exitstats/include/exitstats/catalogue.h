@@ -28,8 +28,6 @@ enum Need : uint32_t {
   kNeedNone = 0,
   kNeedIrqchip = 1u << 0,    // in-kernel LAPIC (fastpath MSR writes)
   kNeedNoIrqchip = 1u << 1,  // HLT reaches userspace only without irqchip
-  kNeedMsrFilter = 1u << 2,  // MSR exits routed to userspace
-  kNeedRoot = 1u << 3,       // guest user space: /dev/cpu/N/msr, ioperm
 };
 
 struct ExitType {
@@ -38,7 +36,6 @@ struct ExitType {
   uint32_t sdm_reason;       // basic exit reason the patch must count it under
   std::string_view kvm_stat; // KVM binary stat that rises with it ("" if none)
   uint32_t needs;            // Need bits
-  bool one_exit_per_op;      // each operation is exactly one hardware exit
 };
 
 std::span<const ExitType> Catalogue();
