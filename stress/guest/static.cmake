@@ -22,8 +22,10 @@ static_dependency(onetbb ${EXIT_STRESS_ONETBB_URL} ${EXIT_STRESS_ONETBB_SHA256} 
 
 # The sources of guest_checks and exit_stress again, compiled against the
 # static oneTBB's own headers (guest_checks carries the shared TBB::tbb).
-add_executable(exit_stress-static
-  exit_stress_main.cc real_env.cc checks.cc options.cc report.cc show.cc)
+# Taken from the targets, so a source file added there is built here too.
+get_target_property(guest_checks_sources guest_checks SOURCES)
+get_target_property(exit_stress_sources exit_stress SOURCES)
+add_executable(exit_stress-static ${exit_stress_sources} ${guest_checks_sources})
 target_include_directories(exit_stress-static PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(exit_stress-static PRIVATE onetbb_static_lib exitstats GTest::gtest
                                                  Threads::Threads)
