@@ -1,4 +1,6 @@
-# Shared helpers for ci/nested-run and the scripts it calls (sourced, not run).
+# Shared helpers for the ci/ scripts (sourced, not run): ci/nested-run and
+# the scripts it calls, ci/bochs/run-l1, ci/build-kernel, ci/bench-kernels,
+# ci/sanitizers/hostile-run.
 #
 # Exit codes of the whole runner (and of every stage script):
 #   0 everything passed
@@ -9,8 +11,13 @@
 # Infrastructure wins over test failures: a run with a missing result is 3.
 readonly EXIT_OK=0 EXIT_TESTS=1 EXIT_USAGE=2 EXIT_INFRA=3
 
-ci_log() { printf 'nested-run: %s\n' "$*" >&2; }
-ci_die() { local code=$1; shift; printf 'nested-run: %s\n' "$*" >&2; exit "$code"; }
+# Every message names the script that prints it ("nested-run: ...").
+ci_name=$(basename "$0")
+ci_log() { printf '%s: %s\n' "$ci_name" "$*" >&2; }
+ci_die() { local code=$1; shift; ci_log "$*"; exit "$code"; }
+# The short names the other scripts were written with.
+log() { ci_log "$@"; }
+die() { ci_die "$@"; }
 
 # Seconds since boot (host) with centiseconds: cheap, monotonic, and the same
 # source the guests use (/proc/uptime), so one parser reads both.
