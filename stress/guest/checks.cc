@@ -20,17 +20,17 @@ namespace exitstats::guest {
 
 namespace {
 constexpr std::array kGuestExits = {
-    GuestExitRow{GuestExit::kCpuid, "cpuid", reason::kCpuid, 1, false, false,
+    GuestExitRow{GuestExit::kCpuid, ExitKind::kCpuid, "cpuid", reason::kCpuid, 1, false, false,
                  "CPUID leaf 0 in user mode"},
-    GuestExitRow{GuestExit::kIo, "io", reason::kIo, 1, true, false,
+    GuestExitRow{GuestExit::kIo, ExitKind::kIoUser, "io", reason::kIo, 1, true, false,
                  "OUT to port 0x80 after ioperm()"},
-    GuestExitRow{GuestExit::kRdmsr, "rdmsr", reason::kRdmsr, 1, true, false,
+    GuestExitRow{GuestExit::kRdmsr, ExitKind::kRdmsr, "rdmsr", reason::kRdmsr, 1, true, false,
                  "pread of MSR 0x1A0 (IA32_MISC_ENABLE) from /dev/cpu/N/msr"},
-    GuestExitRow{GuestExit::kWrmsr, "wrmsr", reason::kWrmsr, 1, true, false,
+    GuestExitRow{GuestExit::kWrmsr, ExitKind::kWrmsr, "wrmsr", reason::kWrmsr, 1, true, false,
                  "pwrite of MSR 0x1A0 with its own value (slow path)"},
-    GuestExitRow{GuestExit::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr, 1, true, true,
-                 "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
-    GuestExitRow{GuestExit::kHlt, "hlt", reason::kHlt, 40, false, true,
+    GuestExitRow{GuestExit::kWrmsrFast, ExitKind::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr,
+                 1, true, true, "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
+    GuestExitRow{GuestExit::kHlt, ExitKind::kHlt, "hlt", reason::kHlt, 40, false, true,
                  "a token passed around the vCPUs: the ones waiting idle (idle loop HLT)"},
 };
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <set>
 
 #include "checks.h"
 #include "model_env.h"
@@ -286,6 +287,19 @@ INSTANTIATE_TEST_SUITE_P(
         CourseBug{"UndefinedAnsweredWithZeros", [](Bugs& b) { b.zeros_for_undefined = true; }, 2,
                   [](Checker& c) { return c.UndefinedVersusNotHandled(); }, bug::kUndefined}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Every user-mode trigger drives a catalogue row and is counted under that
+// row's SDM reason. Catches: a guest row whose reason drifts from the
+// catalogue's, or two triggers claiming one catalogue row.
+TEST(GuestExitTable, EveryRowIsACatalogueRow) {
+  std::set<exitstats::ExitKind> kinds;
+  for (const GuestExitRow& row : GuestExits()) {
+    const exitstats::ExitType& cat = exitstats::Lookup(row.kind);
+    EXPECT_EQ(row.reason, cat.sdm_reason) << row.name << " vs catalogue row " << cat.name;
+    EXPECT_TRUE(kinds.insert(row.kind).second) << row.name << ": catalogue row " << cat.name
+                                                << " driven twice";
+  }
+}
 
 TEST(Checks, NumberingIsFoundByBehaviour) {
   ModelEnv f22({}, Vendor::kSvm, true, kF22);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "exitstats/abi.h"
+#include "exitstats/catalogue.h"
 
 namespace exitstats::guest {
 
@@ -21,6 +22,9 @@ enum class GuestExit { kCpuid, kIo, kRdmsr, kWrmsr, kWrmsrFast, kHlt };
 
 struct GuestExitRow {
   GuestExit id;
+  // The catalogue row (exitstats/catalogue.h) this user-mode trigger drives;
+  // its SDM reason must be `reason` (checks_test.cc holds them together).
+  exitstats::ExitKind kind;
   std::string_view name;     // --exits value, test name, report key
   uint32_t reason;           // SDM basic reason the patch must count it under
   uint32_t iter_divisor;     // ops per vCPU = --iterations / iter_divisor

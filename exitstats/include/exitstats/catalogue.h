@@ -1,7 +1,10 @@
 // The exit catalogue: one row per exit type the suite drives. The /dev/kvm
-// harness (ring-0 payloads), the guest stress binary (user-space triggers),
-// the benchmarks and the reports all iterate this table, so adding an exit
-// type is one row here plus its trigger.
+// harness (a payload per row, harness/src/payload_table.cc) and the guest
+// benchmark (a trigger per row) iterate it; exit_stress's user-mode triggers
+// each name their row (stress/guest/env.h, GuestExitRow::kind); the report's
+// anchors are checked against it (build/exitstats/catalogue.json, written by
+// catalogue_json_main.cc). Tests fail when one of those names a row this
+// table does not have, or gives it another SDM reason.
 #pragma once
 
 #include <cstdint>
