@@ -281,22 +281,17 @@ Result Checker::UndefinedVersusNotHandled() {
 }
 
 namespace {
-std::string VendorString(const Regs& r) {
-  char v[13];
-  std::memcpy(v, &r.ebx, 4);
-  std::memcpy(v + 4, &r.edx, 4);
-  std::memcpy(v + 8, &r.ecx, 4);
-  v[12] = 0;
-  return v;
-}
-std::string HvSignature(const Regs& r) {
-  char v[13];
-  std::memcpy(v, &r.ebx, 4);
-  std::memcpy(v + 4, &r.ecx, 4);
-  std::memcpy(v + 8, &r.edx, 4);
-  v[12] = 0;
+// Twelve characters from three registers, in the order given, up to a NUL.
+std::string RegisterChars(uint32_t a, uint32_t b, uint32_t c) {
+  char v[12];
+  std::memcpy(v, &a, 4);
+  std::memcpy(v + 4, &b, 4);
+  std::memcpy(v + 8, &c, 4);
   return std::string(v, strnlen(v, 12));
 }
+// Leaf 0's vendor ("GenuineIntel") and 0x40000000's hypervisor signature.
+std::string VendorString(const Regs& r) { return RegisterChars(r.ebx, r.edx, r.ecx); }
+std::string HvSignature(const Regs& r) { return RegisterChars(r.ebx, r.ecx, r.edx); }
 }  // namespace
 
 // Leaves 0, 1 and 0x40000000 are what they were before the patch: sane,
