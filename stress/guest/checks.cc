@@ -7,9 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <cstring>
-#include <random>
-#include <thread>
 
 #include "checks_internal.h"
 #include "exitstats/reasons.h"

@@ -1,13 +1,6 @@
 // Concurrency: values read on every vCPU while every vCPU changes them.
 #include "checks.h"
 
-#include <algorithm>
-#include <array>
-#include <cstdio>
-#include <cstring>
-#include <random>
-#include <thread>
-
 #include "checks_internal.h"
 #include "exitstats/reasons.h"
 

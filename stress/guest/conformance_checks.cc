@@ -2,12 +2,8 @@
 // not-handled reasons, ordinary leaves untouched), before any load.
 #include "checks.h"
 
-#include <algorithm>
-#include <array>
-#include <cstdio>
 #include <cstring>
 #include <random>
-#include <thread>
 
 #include "checks_internal.h"
 #include "exitstats/reasons.h"

@@ -3,10 +3,6 @@
 #include "checks.h"
 
 #include <algorithm>
-#include <array>
-#include <cstdio>
-#include <cstring>
-#include <random>
 #include <thread>
 
 #include "checks_internal.h"
