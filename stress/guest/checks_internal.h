@@ -1,5 +1,6 @@
 // Helpers shared by the check suites (checks.cc, conformance_checks.cc,
-// load_checks.cc, concurrency_checks.cc): failure-line formatting and timing.
+// load_checks.cc, concurrency_checks.cc, parallel_runs.cc): failure-line
+// formatting and the clock.
 #pragma once
 
 #include <chrono>

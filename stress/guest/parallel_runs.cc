@@ -1,6 +1,5 @@
 // RunOnCpus: one body on every listed CPU at once, with oneTBB.
 #include <atomic>
-#include <chrono>
 #include <thread>
 
 #include <oneapi/tbb/blocked_range.h>
@@ -10,10 +9,9 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "checks.h"
+#include "checks_internal.h"
 
 namespace exitstats::guest {
-
-using Clock = std::chrono::steady_clock;
 
 std::vector<uint64_t> RunOnCpus(Env& env, const std::vector<int>& cpus,
                                 const std::function<uint64_t(size_t, int)>& fn) {
