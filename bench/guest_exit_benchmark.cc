@@ -11,9 +11,10 @@
 //                                 patched host only; skipped with the
 //                                 reason otherwise
 //
-// Types come from the exit catalogue (exitstats/catalogue.h); each has a
-// user-mode trigger below or is listed as ring-0 only (hlt, fastpath wrmsr:
-// see ring0_exit_benchmark).
+// Types are the exit catalogue's rows (exitstats/catalogue.h) whose
+// user-mode trigger is `timed`, driven by the operations of
+// exitstats/user_ops.h on the row's port or MSR; the others are listed as
+// not timed here (see ring0_exit_benchmark).
 #include <benchmark/benchmark.h>
 #include <cpuid.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@
 
 #include "exitstats/catalogue.h"
 #include "exitstats/cpuid.h"
+#include "exitstats/user_ops.h"
 #include "parallel.h"
 #include "tsc.h"
 
@@ -45,44 +47,17 @@ namespace {
 
 using exitstats::ExitKind;
 
-// Ports and MSRs. The I/O ports are chosen so that a KVM guest under QEMU
-// reaches the intended handler: 0x21 is the master PIC's IMR, emulated in
-// KVM with the in-kernel irqchip (a read has no side effect); 0x80 is the
-// POST/delay port, which no in-kernel device claims, so every write goes to
-// the userspace VMM. The MSRs match harness/guest_abi.h: IA32_MCG_CAP
-// (0x179) and IA32_MCG_STATUS (0x17A) are intercepted and emulated by KVM.
-constexpr uint16_t kPortKernel = 0x21;
-constexpr uint16_t kPortUser = 0x80;
-constexpr uint32_t kMsrRead = 0x179;
-constexpr uint32_t kMsrWrite = 0x17A;
 constexpr long kPage = 4096;
 constexpr size_t kMinWindows = 8;
 
 struct Flags {
   int max_vcpus = 0;
-  // The write is 0 to IA32_MCG_STATUS, which is 0 whenever no machine check
-  // is in progress: harmless, but --no_wrmsr turns it off.
+  // The catalogue's write is 0 to IA32_MCG_STATUS, which is 0 whenever no
+  // machine check is in progress: harmless, but --no_wrmsr turns it off.
   bool wrmsr = true;
   std::string profile = "sjsu";
 };
 Flags g_flags;
-
-bool IsAmd() {
-  unsigned a, b, c, d;
-  __cpuid(0, a, b, c, d);
-  return (b == 0x68747541 /* "Auth" */) || (b == 0x6f677948 /* "Hygo" */);
-}
-
-// vmcall/vmmcall from CPL3: KVM takes the exit and answers -KVM_EPERM in RAX
-// instead of running the hypercall, so it is a clean user-mode exit on KVM.
-// Elsewhere it may raise #UD; a child process tries it first.
-inline void Hypercall(bool amd) {
-  unsigned long ax = 0xFFFF;  // no such hypercall
-  if (amd)
-    asm volatile("vmmcall" : "+a"(ax) : : "memory");
-  else
-    asm volatile("vmcall" : "+a"(ax) : : "memory");
-}
 
 std::optional<std::string> ProbeInChild(const std::function<void()>& f, const char* what) {
   pid_t pid = fork();
@@ -98,29 +73,29 @@ std::optional<std::string> ProbeInChild(const std::function<void()>& f, const ch
          "): not a KVM guest that intercepts it";
 }
 
-// Per-CPU /dev/cpu/N/msr descriptors, opened once.
+// Per-CPU /dev/cpu/N/msr files, opened once.
 class MsrFiles {
  public:
   std::optional<std::string> Open(const std::vector<int>& cpus, bool write) {
     for (int c : cpus) {
-      std::string path = "/dev/cpu/" + std::to_string(c) + "/msr";
-      int fd = open(path.c_str(), write ? O_RDWR : O_RDONLY);
-      if (fd < 0)
-        return path + ": " + strerror(errno) + " (needs root and CONFIG_X86_MSR / modprobe msr)";
-      fds_[c] = fd;
+      auto [it, fresh] = files_.try_emplace(c, c, write);
+      if (!it->second.ok()) {
+        std::string why = it->second.error() + " (needs root and CONFIG_X86_MSR / modprobe msr)";
+        files_.erase(it);
+        return why;
+      }
     }
     return std::nullopt;
   }
-  int For(int cpu) const { return fds_.at(cpu); }
+  const exitstats::user::MsrFile& For(int cpu) const { return files_.at(cpu); }
 
  private:
-  std::map<int, int> fds_;
+  std::map<int, exitstats::user::MsrFile> files_;
 };
 
-// One user-mode trigger per catalogue row that has one.
+// A catalogue row's user-mode trigger, made runnable.
 struct Trigger {
   ExitKind kind;
-  const char* how;
   // Prepares; returns why the trigger cannot run here.
   std::function<std::optional<std::string>(const std::vector<int>& cpus)> setup;
   // One operation by participant `i`, running on CPU cpus[i % size].
@@ -138,15 +113,6 @@ std::vector<int> AllowedCpus() {
   return cpus;
 }
 
-// ioperm() is per thread: every participant asks for its ports once.
-bool PortsGranted() {
-  thread_local int state = -1;
-  if (state < 0) {
-    state = ioperm(kPortKernel, 1, 1) == 0 && ioperm(kPortUser, 1, 1) == 0;
-  }
-  return state == 1;
-}
-
 // First-touch pages: each participant has its own fresh mapping per batch.
 struct TouchArea {
   std::vector<uint8_t*> base;
@@ -155,65 +121,67 @@ struct TouchArea {
 };
 TouchArea g_touch;
 
-std::vector<Trigger> MakeTriggers() {
+std::optional<std::string> Granted(uint16_t port) {
+  if (std::string why = exitstats::user::GrantPort(port); !why.empty()) return why;
+  return std::nullopt;
+}
+
+// The trigger of a row whose user-mode operation this benchmark times; none
+// for the others (main() refuses a timed row that has none).
+std::optional<Trigger> MakeTrigger(const exitstats::ExitType& row) {
+  namespace user = exitstats::user;
+  using exitstats::UserOp;
   static const std::vector<int> cpus = AllowedCpus();
   static MsrFiles rd, wr;
-  static const bool amd = IsAmd();
-  std::vector<Trigger> t;
-  t.push_back({ExitKind::kCpuid, "cpuid leaf 0 from user mode",
-               [](auto&) { return std::optional<std::string>(); },
-               [](int) {
-                 unsigned a, b, c, d;
-                 __cpuid_count(0, 0, a, b, c, d);
-                 benchmark::DoNotOptimize(a);
-               }});
-  auto ports = [](auto&) -> std::optional<std::string> {
-    if (ioperm(kPortKernel, 1, 1) != 0 || ioperm(kPortUser, 1, 1) != 0)
-      return std::string("ioperm: ") + strerror(errno) + " (needs root/CAP_SYS_RAWIO)";
-    return std::nullopt;
-  };
-  t.push_back(
-      {ExitKind::kIoKernel, "inb 0x21 (PIC IMR, in-kernel irqchip) with ioperm", ports, [](int) {
-         if (PortsGranted()) benchmark::DoNotOptimize(inb(kPortKernel));
-       }});
-  t.push_back({ExitKind::kIoUser, "outb 0x80 (no in-kernel device: userspace VMM) with ioperm",
-               ports, [](int) {
-                 if (PortsGranted()) outb(0, kPortUser);
-               }});
-  t.push_back({ExitKind::kRdmsr, "pread /dev/cpu/N/msr of IA32_MCG_CAP (0x179)",
-               [](auto& c) { return rd.Open(c, false); },
-               [](int i) {
-                 uint64_t v;
-                 int cpu = cpus[i % cpus.size()];
-                 if (pread(rd.For(cpu), &v, 8, kMsrRead) != 8) std::abort();
-                 benchmark::DoNotOptimize(v);
-               }});
-  t.push_back({ExitKind::kWrmsr, "pwrite 0 to /dev/cpu/N/msr IA32_MCG_STATUS (0x17A)",
-               [](auto& c) -> std::optional<std::string> {
-                 if (!g_flags.wrmsr) return std::string("MSR writes disabled by --no_wrmsr");
-                 return wr.Open(c, true);
-               },
-               [](int i) {
-                 uint64_t v = 0;
-                 int cpu = cpus[i % cpus.size()];
-                 if (pwrite(wr.For(cpu), &v, 8, kMsrWrite) != 8) std::abort();
-               }});
-  t.push_back(
-      {ExitKind::kVmcall,
-       amd ? "vmmcall from user mode (KVM answers -EPERM)"
-           : "vmcall from user mode (KVM answers -EPERM)",
-       [](auto&) { return ProbeInChild([] { Hypercall(amd); }, "the hypercall instruction"); },
-       [](int) { Hypercall(amd); }});
-  t.push_back({ExitKind::kFirstTouch,
-               "write to a fresh anonymous page (guest page fault; a stage-2 fault only "
-               "when the guest page was never touched before)",
-               [](auto&) { return std::optional<std::string>(); },
-               [](int i) {
-                 volatile uint8_t* p = g_touch.base[i] + g_touch.next[i]++ * kPage;
-                 *p = 1;
-               },
-               1024});
-  return t;
+  static const exitstats::Vendor vendor = exitstats::NativeVendor();
+  const auto operand = row.user.operand;
+  const auto port = static_cast<uint16_t>(operand);
+  auto none = [](auto&) { return std::optional<std::string>(); };
+  switch (row.user.op) {
+    case UserOp::kCpuid:
+      return Trigger{row.kind, none, [](int) { user::CpuidLeaf0(); }};
+    case UserOp::kPortOut:
+      // ioperm() is per thread: each participant's first op asks for itself.
+      return Trigger{row.kind, [port](auto&) { return Granted(port); }, [port](int) {
+                       if (user::GrantPort(port).empty()) user::PortOut(port, 0);
+                     }};
+    case UserOp::kPortIn:
+      return Trigger{row.kind, [port](auto&) { return Granted(port); }, [port](int) {
+                       if (user::GrantPort(port).empty())
+                         benchmark::DoNotOptimize(user::PortIn(port));
+                     }};
+    case UserOp::kMsrRead:
+      return Trigger{row.kind, [](auto& c) { return rd.Open(c, false); }, [operand](int i) {
+                       uint64_t v;
+                       if (!rd.For(cpus[i % cpus.size()]).Read(operand, &v)) std::abort();
+                       benchmark::DoNotOptimize(v);
+                     }};
+    case UserOp::kMsrWrite:
+      return Trigger{row.kind,
+                     [](auto& c) -> std::optional<std::string> {
+                       if (!g_flags.wrmsr) return std::string("MSR writes disabled by --no_wrmsr");
+                       return wr.Open(c, true);
+                     },
+                     [operand](int i) {
+                       if (!wr.For(cpus[i % cpus.size()]).Write(operand, 0)) std::abort();
+                     }};
+    case UserOp::kHypercall:
+      return Trigger{row.kind,
+                     [](auto&) {
+                       return ProbeInChild([] { user::Hypercall(vendor); },
+                                           "the hypercall instruction");
+                     },
+                     [](int) { user::Hypercall(vendor); }};
+    case UserOp::kFreshPage:
+      return Trigger{row.kind, none,
+                     [](int i) {
+                       volatile uint8_t* p = g_touch.base[i] + g_touch.next[i]++ * kPage;
+                       *p = 1;
+                     },
+                     1024};
+    default:
+      return std::nullopt;
+  }
 }
 
 // Gives each participant a fresh mapping for one batch of first touches.
@@ -382,28 +350,35 @@ int ParseFlags(int argc, char** argv) {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (int rc = ParseFlags(argc, argv)) return rc;
-  // Ring-0-only rows of the catalogue are listed so a reader sees the gap.
-  std::string ring0_only;
-  const std::vector<Trigger> triggers = MakeTriggers();
+  // Rows not timed from user space are listed so a reader sees the gap.
+  std::string untimed;
   for (const exitstats::ExitType& e : exitstats::Catalogue()) {
-    auto it = std::find_if(triggers.begin(), triggers.end(),
-                           [&](const Trigger& t) { return t.kind == e.kind; });
-    if (it == triggers.end()) {
-      ring0_only += std::string(ring0_only.empty() ? "" : ", ") + std::string(e.name);
+    std::optional<Trigger> trig;
+    if (e.user.timed) {
+      trig = MakeTrigger(e);
+      if (!trig) {
+        std::fprintf(stderr, "catalogue row %.*s is timed but its user-mode operation has no "
+                             "trigger in this benchmark\n",
+                     static_cast<int>(e.name.size()), e.name.data());
+        return 2;
+      }
+    }
+    if (!trig) {
+      untimed += std::string(untimed.empty() ? "" : ", ") + std::string(e.name);
       continue;
     }
     const std::string name(e.name);
     for (const char* family : {"BM_GuestExit/", "BM_HostCycles/"}) {
       auto* b = family[3] == 'G'
-                    ? benchmark::RegisterBenchmark((family + name).c_str(), BM_GuestExit, *it)
-                    : benchmark::RegisterBenchmark((family + name).c_str(), BM_HostCycles, *it);
+                    ? benchmark::RegisterBenchmark((family + name).c_str(), BM_GuestExit, *trig)
+                    : benchmark::RegisterBenchmark((family + name).c_str(), BM_HostCycles, *trig);
       for (int v : bench::ThreadCounts(g_flags.max_vcpus)) b->Arg(v);
       b->ArgName("vcpus")->UseManualTime()->Unit(benchmark::kNanosecond);
     }
-    benchmark::AddCustomContext("bench.how." + name, it->how);
+    benchmark::AddCustomContext("bench.how." + name, std::string(e.user.how));
   }
   benchmark::AddCustomContext("bench.ring0_only",
-                              ring0_only + " (no user-mode trigger: see ring0_exit_benchmark)");
+                              untimed + " (not timed from user space: see ring0_exit_benchmark)");
   benchmark::AddCustomContext(
       "bench.note",
       "cycles_per_exit: guest TSC cycles per operation, median over windows in which all vCPUs "

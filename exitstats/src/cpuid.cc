@@ -12,6 +12,11 @@ Regs NativeCpuid(uint32_t leaf, uint32_t subleaf) {
   return r;
 }
 
+Vendor VendorOfLeaf0(const Regs& leaf0) {
+  // EBX holds the first four letters: "Auth" or "Hygo".
+  return (leaf0.ebx == 0x68747541 || leaf0.ebx == 0x6F677948) ? Vendor::kSvm : Vendor::kVmx;
+}
+
 std::optional<Profile> ProfileByName(std::string_view name) {
   for (const Profile& p : {kSjsu, kF22})
     if (p.name == name) return p;

@@ -18,7 +18,7 @@ constexpr PayloadSpec kPayloads[] = {
     {"hlt", ExitKind::kHlt, HARNESS_P_HLT, false, false, VmmSees::kHlt, 2000,
      "HLT without in-kernel irqchip: each one is a KVM_EXIT_HLT"},
     {"io_user", ExitKind::kIoUser, HARNESS_P_IO_USER, false, false, VmmSees::kUserPortIo, 2000,
-     "OUT to port 0x1001, handled by this VMM (KVM_EXIT_IO)"},
+     "OUT to port 0x80, handled by this VMM (KVM_EXIT_IO)"},
     {"io_kernel", ExitKind::kIoKernel, HARNESS_P_IO_KERNEL, true, false, VmmSees::kNothing, 2000,
      "IN from port 0x21 (in-kernel PIC IMR)"},
     {"rdmsr", ExitKind::kRdmsr, HARNESS_P_RDMSR, false, true, VmmSees::kRdmsr, 2000,
@@ -38,13 +38,15 @@ constexpr PayloadSpec kPayloads[] = {
      "self-IPI, sti;hlt with the in-kernel LAPIC: HLT wakes at once, EOI",
      1u << HARNESS_T_WRMSR},
     {"io_user_in", ExitKind::kIoUser, HARNESS_P_IO_USER_IN, false, false,
-     VmmSees::kUserPortIoIn, 2000, "IN from port 0x1001, answered by this VMM (KVM_EXIT_IO)"},
+     VmmSees::kUserPortIoIn, 2000, "IN from port 0x80, answered by this VMM (KVM_EXIT_IO)"},
     {"io_kernel_out", ExitKind::kIoKernel, HARNESS_P_IO_KERNEL_OUT, true, false,
      VmmSees::kNothing, 2000, "OUT 0xFF to port 0x21 (in-kernel PIC: mask all)"},
 };
 
+#define HARNESS_TRACKED_NAME(sym, sdm, name) name,
 constexpr std::string_view kTrackedNames[HARNESS_NR_TRACKED] = {
-    "external_interrupt", "cpuid", "hlt", "vmcall", "io", "rdmsr", "wrmsr", "ept_violation"};
+    HARNESS_TRACKED(HARNESS_TRACKED_NAME)};
+#undef HARNESS_TRACKED_NAME
 }  // namespace
 
 std::span<const PayloadSpec> Payloads() { return kPayloads; }

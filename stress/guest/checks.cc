@@ -1,4 +1,4 @@
-// The guest exit table and the Checker's shared machinery: construction (leaf
+// exit_stress's rows of the exit catalogue and the Checker's shared machinery: construction (leaf
 // discovery), the gate every check starts with, and the counter readers. The
 // checks themselves are in conformance_checks.cc, load_checks.cc and
 // concurrency_checks.cc.
@@ -13,36 +13,24 @@
 
 namespace exitstats::guest {
 
-// ---------------------------------------------------------------- exit table
+// ------------------------------------------------- the rows exit_stress drives
 
-namespace {
-constexpr std::array kGuestExits = {
-    GuestExitRow{GuestExit::kCpuid, ExitKind::kCpuid, "cpuid", reason::kCpuid, 1, false, false,
-                 "CPUID leaf 0 in user mode"},
-    GuestExitRow{GuestExit::kIo, ExitKind::kIoUser, "io", reason::kIo, 1, true, false,
-                 "OUT to port 0x80 after ioperm()"},
-    GuestExitRow{GuestExit::kRdmsr, ExitKind::kRdmsr, "rdmsr", reason::kRdmsr, 1, true, false,
-                 "pread of MSR 0x1A0 (IA32_MISC_ENABLE) from /dev/cpu/N/msr"},
-    GuestExitRow{GuestExit::kWrmsr, ExitKind::kWrmsr, "wrmsr", reason::kWrmsr, 1, true, false,
-                 "pwrite of MSR 0x1A0 with its own value (slow path)"},
-    GuestExitRow{GuestExit::kWrmsrFast, ExitKind::kWrmsrFast, "wrmsr_fastpath", reason::kWrmsr,
-                 1, true, true, "pwrite of x2APIC ICR 0x830: reschedule IPI to self (KVM fastpath)"},
-    GuestExitRow{GuestExit::kHlt, ExitKind::kHlt, "hlt", reason::kHlt, 40, false, true,
-                 "a token passed around the vCPUs: the ones waiting idle (idle loop HLT)"},
-};
-}  // namespace
-
-std::span<const GuestExitRow> GuestExits() { return kGuestExits; }
-
-const GuestExitRow& Row(GuestExit e) {
-  for (const auto& r : kGuestExits)
-    if (r.id == e) return r;
-  return kGuestExits[0];
+std::span<const ExitType> GuestExits() {
+  static const std::vector<ExitType> rows = [] {
+    std::vector<ExitType> v;
+    for (const ExitType& e : exitstats::Catalogue())
+      if (e.user.stressed) v.push_back(e);
+    return v;
+  }();
+  return rows;
 }
 
+const ExitType& Row(GuestExit e) { return exitstats::Lookup(e); }
+
 std::optional<GuestExit> GuestExitByName(std::string_view name) {
-  for (const auto& r : kGuestExits)
-    if (r.name == name) return r.id;
+  if (name == "io") name = "io_user";  // exit_stress's name before it used the catalogue's
+  for (const ExitType& r : GuestExits())
+    if (r.name == name) return r.kind;
   return std::nullopt;
 }
 
@@ -97,15 +85,6 @@ std::optional<Rubric> RubricByName(std::string_view name) {
   return std::nullopt;
 }
 
-namespace {
-// Vendor from leaf 0 when there is no discovery leaf to say it.
-Vendor VendorFromLeaf0(Env& env) {
-  Regs r = env.Cpuid(0, 0);
-  // "AuthenticAMD" / "HygonGenuine": EBX "Auth" / "Hygo".
-  return (r.ebx == 0x68747541 || r.ebx == 0x6F677948) ? Vendor::kSvm : Vendor::kVmx;
-}
-}  // namespace
-
 CpuidFn Checker::CountedCpuid() {
   return [this](uint32_t l, uint32_t s) {
     ++tl_queries;
@@ -128,7 +107,7 @@ Checker::Checker(Env& env, Profile profile, Config cfg)
   // The numbering the leaves showed is the one the checks read.
   if (found_.profile) client_ = Client(*found_.profile, CountedCpuid());
   level_ = cfg_.assignment ? cfg_.assignment : (found_.assignment ? found_.assignment : 3);
-  vendor_ = discovery_ ? discovery_->vendor() : VendorFromLeaf0(env_);
+  vendor_ = discovery_ ? discovery_->vendor() : VendorOfLeaf0(env_.Cpuid(0, 0));
   if (!patched())
     absence_ = "no patched host: no course leaf 0x4FFFFFFC..0x4FFFFFFF rose over " +
                std::to_string(found_.burst) + " CPUIDs, and " + client_.DescribeAbsence();
@@ -220,7 +199,7 @@ const char* Checker::CountSource() const {
 }
 
 uint64_t Checker::Ops(GuestExit e) const {
-  return std::max<uint64_t>(1, cfg_.iterations / Row(e).iter_divisor);
+  return std::max<uint64_t>(1, cfg_.iterations / Row(e).user.ops_divisor);
 }
 
 }  // namespace exitstats::guest

@@ -47,7 +47,7 @@ inline constexpr std::string_view kExtension = "extension leaves";
 
 struct Config {
   std::vector<int> cpus;          // vCPUs to run on, one worker each
-  uint64_t iterations = 10000;    // ops per vCPU per exit type (see iter_divisor)
+  uint64_t iterations = 10000;    // ops per vCPU per exit type (see the catalogue's ops_divisor)
   double torn_seconds = 15.0;     // upper bound on the torn-read phase
   uint64_t torn_reads = 0;        // and on its reads per vCPU (0: none)
   uint32_t random_ecx = 4096;     // random sub-leaves in the conformance sweep

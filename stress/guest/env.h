@@ -16,36 +16,20 @@
 
 namespace exitstats::guest {
 
-// The exit types a Linux guest can drive from user space. One row each in
-// GuestExits(); the checks, flags, reports and README iterate that table.
-enum class GuestExit { kCpuid, kIo, kRdmsr, kWrmsr, kWrmsrFast, kHlt };
+// exit_stress drives the catalogue's rows whose user-mode trigger is
+// `stressed` (exitstats/catalogue.h), in catalogue order; the checks, flags,
+// reports and README iterate them. It has no table of its own.
+using GuestExit = exitstats::ExitKind;
 
-struct GuestExitRow {
-  GuestExit id;
-  // The catalogue row (exitstats/catalogue.h) this user-mode trigger drives;
-  // its SDM reason must be `reason` (checks_test.cc holds them together).
-  exitstats::ExitKind kind;
-  std::string_view name;     // --exits value, test name, report key
-  uint32_t reason;           // SDM basic reason the patch must count it under
-  uint32_t iter_divisor;     // ops per vCPU = --iterations / iter_divisor
-  bool needs_root;
-  // KVM (6.12, both vendors) handles it in the vendor's fastpath, inside
-  // vcpu_run() and before handle_exit(): a patch that counts only in
-  // handle_exit() never sees it.
-  bool kvm_fastpath;
-  std::string_view trigger;  // what one operation is (for --help and reports)
-};
-
-std::span<const GuestExitRow> GuestExits();
-const GuestExitRow& Row(GuestExit e);
+std::span<const exitstats::ExitType> GuestExits();
+const exitstats::ExitType& Row(GuestExit e);
+// A row by its catalogue name; "io" is still accepted for io_user.
 std::optional<GuestExit> GuestExitByName(std::string_view name);
 
-// Fixed choices, explained in README.md ("Ports and MSRs").
-inline constexpr uint16_t kIoPort = 0x80;          // POST/io_delay port, OUT
-inline constexpr uint32_t kMsrMiscEnable = 0x1A0;  // RDMSR, WRMSR write-back
+// For the fastpath self-IPI (the ports and other MSRs are the catalogue's;
+// README.md, "Ports and MSRs").
 inline constexpr uint32_t kMsrApicBase = 0x1B;     // x2APIC mode probe
 inline constexpr uint32_t kMsrX2apicId = 0x802;
-inline constexpr uint32_t kMsrX2apicIcr = 0x830;   // fastpath WRMSR
 inline constexpr uint32_t kRescheduleVector = 0xFD;
 
 class Env {

@@ -71,13 +71,13 @@ int DryRun(RealEnv& env, const Options& opt, const Config& cfg) {
   std::printf("exit_stress --dry-run: %zu vCPUs, triggers only (no statistics read)\n",
               cfg.cpus.size());
   for (GuestExit e : opt.exits) {
-    const GuestExitRow& row = Row(e);
+    const ExitType& row = Row(e);
     if (std::string why = env.Unavailable(e); !why.empty()) {
       std::printf("  %-15s unavailable: %s\n", row.name.data(), why.c_str());
       if (status == kExitPass) status = kExitPartial;
       continue;
     }
-    uint64_t n = std::max<uint64_t>(1, cfg.iterations / row.iter_divisor);
+    uint64_t n = std::max<uint64_t>(1, cfg.iterations / row.user.ops_divisor);
     std::vector<std::string> errors(cfg.cpus.size());
     auto t0 = std::chrono::steady_clock::now();
     env.BeginPhase(e, cfg.cpus);
@@ -97,7 +97,7 @@ int DryRun(RealEnv& env, const Options& opt, const Config& cfg) {
     }
     std::printf("  %-15s %llu ops on %zu vCPUs in %.3f s (%.0f ops/s per vCPU): %s\n",
                 row.name.data(), (unsigned long long)total, cfg.cpus.size(), s,
-                s > 0 ? double(total) / s / double(cfg.cpus.size()) : 0.0, row.trigger.data());
+                s > 0 ? double(total) / s / double(cfg.cpus.size()) : 0.0, row.user.how.data());
     if (auto acct = env.GuestAccounting(e, cfg.cpus); acct && !acct->source.empty())
       std::printf("  %-15s guest accounting: %s\n", "", acct->source.c_str());
   }

@@ -15,7 +15,7 @@ namespace exitstats::guest {
 // host has it), its cycles rose, and the total rose at least as much. At
 // assignment 2 (totals only) the total itself must rise by the work.
 Result Checker::LowerBound(GuestExit e) {
-  const GuestExitRow& row = Row(e);
+  const ExitType& row = Row(e);
   Result r = Start("lower_bound", std::string(row.name), bug::kUncounted, kRoleTotalExits);
   if (!r.pass()) return r;
   if (std::string why = env_.Unavailable(e); !why.empty()) {
@@ -36,9 +36,9 @@ Result Checker::LowerBound(GuestExit e) {
   auto acct0 = env_.GuestAccounting(e, cfg_.cpus);
   uint64_t tot0 = TotalNow();
   uint64_t tc0 = TotalCyclesNow();
-  auto c0 = per_reason ? client_.ReasonCycles(row.reason) : none;
-  auto e32_0 = per_reason ? client_.ReasonExits32(row.reason) : none;
-  auto e64_0 = ext ? client_.ReasonExits64(row.reason) : none;
+  auto c0 = per_reason ? client_.ReasonCycles(row.sdm_reason) : none;
+  auto e32_0 = per_reason ? client_.ReasonExits32(row.sdm_reason) : none;
+  auto e64_0 = ext ? client_.ReasonExits64(row.sdm_reason) : none;
   auto t_begin = Clock::now();
   env_.BeginPhase(e, cfg_.cpus);
   RunOnCpus(env_, cfg_.cpus, [&](size_t w, int cpu) -> uint64_t {
@@ -49,9 +49,9 @@ Result Checker::LowerBound(GuestExit e) {
   });
   env_.EndPhase(e);
   double secs = Seconds(Clock::now() - t_begin);
-  auto e64_1 = ext ? client_.ReasonExits64(row.reason) : none;
-  auto e32_1 = per_reason ? client_.ReasonExits32(row.reason) : none;
-  auto c1 = per_reason ? client_.ReasonCycles(row.reason) : none;
+  auto e64_1 = ext ? client_.ReasonExits64(row.sdm_reason) : none;
+  auto e32_1 = per_reason ? client_.ReasonExits32(row.sdm_reason) : none;
+  auto c1 = per_reason ? client_.ReasonCycles(row.sdm_reason) : none;
   uint64_t tc1 = TotalCyclesNow();
   uint64_t tot1 = TotalNow();
   auto acct1 = env_.GuestAccounting(e, cfg_.cpus);
@@ -68,7 +68,7 @@ Result Checker::LowerBound(GuestExit e) {
   }
   for (auto* a : {&c0, &e32_0, &e64_0, &e64_1, &e32_1, &c1})
     if (a->kind != ReasonAnswer::Kind::kCounted)
-      r.Fail(Fmt("%s: reason %u leaf answered %s", row.name.data(), row.reason,
+      r.Fail(Fmt("%s: reason %u leaf answered %s", row.name.data(), row.sdm_reason,
                  RegsText(a->raw).c_str()),
              bug::kRegisters);
   if (r.status == Result::Status::kFail) return r;
@@ -102,7 +102,7 @@ Result Checker::LowerBound(GuestExit e) {
   if (ext && e64_1.value < e64_0.value) {
     r.Fail(Fmt("%s on %zu vCPUs: the 64-bit count of reason %u went backwards from %s to %s "
                "(a 32-bit counter carrying into bit 32?)",
-               row.name.data(), workers, row.reason, Hex(e64_0.value).c_str(),
+               row.name.data(), workers, row.sdm_reason, Hex(e64_0.value).c_str(),
                Hex(e64_1.value).c_str()),
            bug::kLostUpdates);
     return r;
@@ -120,7 +120,7 @@ Result Checker::LowerBound(GuestExit e) {
   // never most); else exits the patch does not count at all.
   auto shortfall = [&](const std::string& leafname, uint64_t observed) {
     if (observed >= expected) return;
-    const std::string_view klass = row.kvm_fastpath                             ? bug::kFastpath
+    const std::string_view klass = row.user.kvm_fastpath                             ? bug::kFastpath
                                    : workers > 1 && 2 * observed >= expected ? bug::kLostUpdates
                                                                              : bug::kUncounted;
     r.Fail(Fmt("%s on %zu vCPUs: %s rose by %llu, expected at least %llu: shortfall "
@@ -132,12 +132,12 @@ Result Checker::LowerBound(GuestExit e) {
   };
   const uint64_t counted = ext ? obs64 : obs32;
   if (per_reason) {
-    shortfall(Fmt("reason %u (course leaf 0x%08x)", row.reason, client_.profile().reason_exits),
+    shortfall(Fmt("reason %u (course leaf 0x%08x)", row.sdm_reason, client_.profile().reason_exits),
               obs32);
-    if (ext) shortfall(Fmt("reason %u (64-bit leaf 0x4FFFFFF2)", row.reason), obs64);
+    if (ext) shortfall(Fmt("reason %u (64-bit leaf 0x4FFFFFF2)", row.sdm_reason), obs64);
     if (d_total < counted)
       r.Fail(Fmt("%s on %zu vCPUs: total exits rose by %llu, less than reason %u alone (%llu)",
-                 row.name.data(), workers, (unsigned long long)d_total, row.reason,
+                 row.name.data(), workers, (unsigned long long)d_total, row.sdm_reason,
                  (unsigned long long)counted),
              bug::kUncounted);
   } else {
@@ -147,7 +147,7 @@ Result Checker::LowerBound(GuestExit e) {
   const bool reason_cycles = per_reason;
   const uint64_t ca = reason_cycles ? c0.value : tc0, cb = reason_cycles ? c1.value : tc1;
   const uint64_t ex = reason_cycles ? counted : d_total;
-  const std::string cname = reason_cycles ? Fmt("reason %u cycles", row.reason) : "total cycles";
+  const std::string cname = reason_cycles ? Fmt("reason %u cycles", row.sdm_reason) : "total cycles";
   if (per_reason || found_.has(kRoleTotalCycles)) {
     uint64_t dc = cb - ca;
     if (cb < ca || dc == 0) {
@@ -169,7 +169,7 @@ Result Checker::LowerBound(GuestExit e) {
   }
   r.notes.push_back(Fmt("%s: %llu ops on %zu vCPUs in %.2f s; %s rose by %llu (%s)",
                         row.name.data(), (unsigned long long)ops, workers, secs,
-                        per_reason ? Fmt("reason %u", row.reason).c_str() : "total exits",
+                        per_reason ? Fmt("reason %u", row.sdm_reason).c_str() : "total exits",
                         (unsigned long long)obs,
                         ext ? Fmt("64-bit %llu, course leaf %llu", (unsigned long long)obs64,
                                   (unsigned long long)obs32).c_str()

@@ -109,9 +109,9 @@ Regs ModelEnv::Cpuid(uint32_t leaf, uint32_t sub) {
 }
 
 uint64_t ModelEnv::Trigger(GuestExit e, int, uint64_t n, std::string*) {
-  const GuestExitRow& row = Row(e);
-  bool fastpath = row.kvm_fastpath;
-  for (uint64_t i = 0; i < n; ++i) Exit(row.reason, RawCode(row.reason, vendor_), fastpath);
+  const ExitType& row = Row(e);
+  bool fastpath = row.user.kvm_fastpath;
+  for (uint64_t i = 0; i < n; ++i) Exit(row.sdm_reason, RawCode(row.sdm_reason, vendor_), fastpath);
   if (e == GuestExit::kHlt) idle_entries_.fetch_add(n);
   return n;
 }

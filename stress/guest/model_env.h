@@ -4,6 +4,7 @@
 // the bugs of the kernel-patch mutants so the tests prove the checks see them.
 #pragma once
 
+#include <map>
 #include <array>
 #include <atomic>
 
@@ -46,7 +47,10 @@ class ModelEnv : public Env {
   }
 
   Regs Cpuid(uint32_t leaf, uint32_t subleaf) override;
-  std::string Unavailable(GuestExit e) override { return unavailable_[static_cast<int>(e)]; }
+  std::string Unavailable(GuestExit e) override {
+    auto it = unavailable_.find(e);
+    return it == unavailable_.end() ? "" : it->second;
+  }
   uint64_t Trigger(GuestExit e, int cpu, uint64_t n, std::string* error) override;
   std::optional<Accounting> GuestAccounting(GuestExit e, std::span<const int> cpus) override;
   std::string CpuinfoField(std::string_view key) override;
@@ -54,7 +58,7 @@ class ModelEnv : public Env {
   void Unpin() override {}
   uint64_t Tsc() override;
 
-  void SetUnavailable(GuestExit e, std::string why) { unavailable_[static_cast<int>(e)] = why; }
+  void SetUnavailable(GuestExit e, std::string why) { unavailable_[e] = std::move(why); }
   static constexpr uint64_t kCyclesPerExit = 1u << 20;  // low half wraps every 4096 exits
 
  private:
@@ -66,7 +70,7 @@ class ModelEnv : public Env {
   Vendor vendor_;
   bool patched_;
   Profile profile_;  // which course layout the model serves (flag bit 3 for f22)
-  std::array<std::string, 6> unavailable_;
+  std::map<GuestExit, std::string> unavailable_;
   std::array<std::atomic<uint64_t>, 80> count_{}, cycles_{}, prev_cycles_{};
   std::array<std::atomic<uint64_t>, 0x410> raw_{};
   std::atomic<uint64_t> total_{0}, total_cycles_{0}, prev_total_cycles_{0};

@@ -32,8 +32,8 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 std::string Usage() {
   std::string exits;
   for (const auto& r : GuestExits())
-    exits += "                        " + std::string(r.name) + ": " + std::string(r.trigger) +
-             (r.needs_root ? " [root]" : "") + "\n";
+    exits += "                        " + std::string(r.name) + ": " + std::string(r.user.how) +
+             (r.user.needs_root ? " [root]" : "") + "\n";
   return "usage: exit_stress [flags] [--gtest_* flags]\n"
          "Stress-tests KVM exit-statistics CPUID leaves from inside a Linux guest:\n"
          "conformance of every leaf, per-exit lower bounds on all vCPUs at once, CPUID\n"
@@ -181,7 +181,7 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
     }
   }
   if (o->exits.empty())
-    for (const auto& r : GuestExits()) o->exits.push_back(r.id);
+    for (const auto& r : GuestExits()) o->exits.push_back(r.kind);
   if (!o->junit.empty()) o->passthrough.push_back("--gtest_output=xml:" + o->junit);
   return "";
 }

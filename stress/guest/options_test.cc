@@ -24,7 +24,7 @@ TEST(Options, ParsesEveryFlagBothSpellings) {
   EXPECT_EQ(o.profile, "f22");
   EXPECT_EQ(o.iterations, 500u);
   EXPECT_EQ(o.cpus, "0,1");
-  EXPECT_EQ(o.exits, (std::vector<GuestExit>{GuestExit::kIo, GuestExit::kCpuid}));
+  EXPECT_EQ(o.exits, (std::vector<GuestExit>{GuestExit::kIoUser, GuestExit::kCpuid}));
   EXPECT_EQ(o.json, "/tmp/y.json");
   EXPECT_DOUBLE_EQ(o.torn_seconds, 2.5);
   EXPECT_EQ(o.torn_reads, 1000u);

@@ -18,24 +18,14 @@
 
 #include "checks.h"
 #include "exitstats/cpuid.h"
+#include "exitstats/user_ops.h"
 
 namespace exitstats::guest {
 namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-std::string MsrPath(int cpu) { return "/dev/cpu/" + std::to_string(cpu) + "/msr"; }
-
-// An fd on /dev/cpu/N/msr that closes itself.
-struct MsrFd {
-  int fd = -1;
-  MsrFd(int cpu, int flags) : fd(open(MsrPath(cpu).c_str(), flags | O_CLOEXEC)) {}
-  ~MsrFd() {
-    if (fd >= 0) close(fd);
-  }
-  bool Read(uint32_t msr, uint64_t* v) const { return pread(fd, v, 8, msr) == 8; }
-  bool Write(uint32_t msr, uint64_t v) const { return pwrite(fd, &v, 8, msr) == 8; }
-};
+using user::MsrFile;
 
 thread_local cpu_set_t saved_mask;
 thread_local bool saved = false;
@@ -111,82 +101,78 @@ std::string RealEnv::Unavailable(GuestExit e) {
   return why;
 }
 
-std::string RealEnv::ProbeMsr(bool write) {
-  if (geteuid() != 0) return "not root: /dev/cpu/N/msr needs root (CAP_SYS_RAWIO)";
-  if (access(MsrPath(0).c_str(), F_OK) != 0) {
-    // The msr driver may be a module that is not loaded yet.
-    if (std::system("modprobe msr >/dev/null 2>&1") != 0 || access(MsrPath(0).c_str(), F_OK) != 0)
-      return MsrPath(0) + " is missing and `modprobe msr` did not create it (kernel without "
-                          "CONFIG_X86_MSR?)";
-  }
-  MsrFd fd(0, write ? O_RDWR : O_RDONLY);
-  if (fd.fd < 0) return Errno("open " + MsrPath(0));
+std::string RealEnv::ProbeMsr(const ExitType& row) {
+  if (std::string why = MsrFile::Available(); !why.empty()) return why;
+  const bool write = row.user.op == UserOp::kMsrWrite;
+  MsrFile f(0, write);
+  if (!f.ok()) return f.error();
   uint64_t v = 0;
-  if (!fd.Read(kMsrMiscEnable, &v)) return Errno("rdmsr 0x1A0 through " + MsrPath(0));
-  if (write && !fd.Write(kMsrMiscEnable, v))
-    return Errno("writing MSR 0x1A0 back unchanged (msr.allow_writes=off or kernel lockdown?)");
+  if (row.user.op == UserOp::kMsrRead && !f.Read(row.user.operand, &v))
+    return Errno("rdmsr " + Hex(row.user.operand) + " through " + MsrFile::Path(0));
+  if (write && !f.Write(row.user.operand, 0))
+    return Errno("writing 0 to MSR " + Hex(row.user.operand) +
+                 " (msr.allow_writes=off or kernel lockdown?)");
+  return "";
+}
+
+std::string RealEnv::ProbeSelfIpi() {
+  if (std::string why = MsrFile::Available(); !why.empty()) return why;
+  MsrFile f(0, false);
+  uint64_t base = 0;
+  if (!f.ok() || !f.Read(kMsrApicBase, &base)) return Errno("rdmsr 0x1B (APIC base)");
+  if (!(base & (1u << 10)))
+    return "the guest's APIC is in xAPIC mode (APIC base MSR " + Hex(base) +
+           "), so the ICR is MMIO, not an MSR: no fastpath WRMSR to drive (kernel without "
+           "CONFIG_X86_X2APIC, or nox2apic)";
+  for (int cpu : OnlineCpus()) {
+    MsrFile c(cpu, false);
+    uint64_t id = 0;
+    if (!c.ok() || !c.Read(kMsrX2apicId, &id))
+      return Errno("rdmsr 0x802 (x2APIC ID) on CPU " + std::to_string(cpu));
+    x2apic_id_[cpu] = static_cast<uint32_t>(id);
+  }
+  if (MsrFile w(0, true); !w.ok()) return w.error();
   return "";
 }
 
 std::string RealEnv::Probe(GuestExit e) {
-  switch (e) {
-    case GuestExit::kCpuid:
-    case GuestExit::kHlt:
+  const ExitType& row = Row(e);
+  switch (row.user.op) {
+    case UserOp::kCpuid:
+    case UserOp::kIdle:
       return "";
-    case GuestExit::kIo: {
-      if (geteuid() != 0) return "not root: ioperm(0x80) needs root (CAP_SYS_RAWIO)";
-      if (ioperm(kIoPort, 1, 1) != 0)
-        return Errno("ioperm(0x80) (kernel without CONFIG_X86_IOPL_IOPERM, or lockdown?)");
-      ioperm(kIoPort, 1, 0);
-      return "";
-    }
-    case GuestExit::kRdmsr:
-      return ProbeMsr(false);
-    case GuestExit::kWrmsr:
-      return ProbeMsr(true);
-    case GuestExit::kWrmsrFast: {
-      if (std::string why = ProbeMsr(false); !why.empty()) return why;
-      MsrFd fd(0, O_RDONLY);
-      uint64_t base = 0;
-      if (!fd.Read(kMsrApicBase, &base)) return Errno("rdmsr 0x1B (APIC base)");
-      if (!(base & (1u << 10)))
-        return "the guest's APIC is in xAPIC mode (APIC base MSR " + Hex(base) +
-               "), so the ICR is MMIO, not an MSR: no fastpath WRMSR to drive (kernel without "
-               "CONFIG_X86_X2APIC, or nox2apic)";
-      for (int cpu : OnlineCpus()) {
-        MsrFd f(cpu, O_RDONLY);
-        uint64_t id = 0;
-        if (f.fd < 0 || !f.Read(kMsrX2apicId, &id))
-          return Errno("rdmsr 0x802 (x2APIC ID) on CPU " + std::to_string(cpu));
-        x2apic_id_[cpu] = static_cast<uint32_t>(id);
-      }
-      MsrFd w(0, O_WRONLY);
-      if (w.fd < 0) return Errno("open " + MsrPath(0) + " for writing");
-      return "";
-    }
+    case UserOp::kPortOut:
+    case UserOp::kPortIn:
+      return user::GrantPort(static_cast<uint16_t>(row.user.operand));
+    case UserOp::kMsrRead:
+    case UserOp::kMsrWrite:
+      return ProbeMsr(row);
+    case UserOp::kIcrSelfIpi:
+      return ProbeSelfIpi();
+    default:
+      return "exit_stress has no driver for " + std::string(row.name) + "'s user-mode operation";
   }
-  return "unknown exit type";
 }
 
 namespace {
 
 uint64_t CpuidLoop(uint64_t n) {
-  for (uint64_t i = 0; i < n; ++i) {
-    uint32_t a = 0, b, c = 0, d;
-    asm volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d)::"memory");
-  }
+  for (uint64_t i = 0; i < n; ++i) user::CpuidLeaf0();
   return n;
 }
 
-uint64_t IoLoop(uint64_t n, std::string* error) {
-  // ioperm() is per thread: oneTBB's workers need their own.
-  if (ioperm(kIoPort, 1, 1) != 0) {
-    *error = Errno("ioperm(0x80)");
+uint64_t PortLoop(const UserTrigger& t, uint64_t n, std::string* error) {
+  const auto port = static_cast<uint16_t>(t.operand);
+  if (std::string why = user::GrantPort(port); !why.empty()) {
+    *error = why;
     return 0;
   }
-  for (uint64_t i = 0; i < n; ++i)
-    asm volatile("outb %%al, %%dx" ::"a"(uint8_t{0}), "d"(uint16_t{kIoPort}) : "memory");
-  ioperm(kIoPort, 1, 0);
+  for (uint64_t i = 0; i < n; ++i) {
+    if (t.op == UserOp::kPortOut)
+      user::PortOut(port, 0);
+    else
+      user::PortIn(port);
+  }
   return n;
 }
 
@@ -256,57 +242,59 @@ uint64_t RealEnv::HltRing(int cpu, uint64_t n, std::string* error) {
 }
 
 uint64_t RealEnv::Trigger(GuestExit e, int cpu, uint64_t n, std::string* error) {
-  switch (e) {
-    case GuestExit::kCpuid:
+  const UserTrigger& t = Row(e).user;
+  switch (t.op) {
+    case UserOp::kCpuid:
       return CpuidLoop(n);
-    case GuestExit::kIo:
-      return IoLoop(n, error);
-    case GuestExit::kHlt:
+    case UserOp::kPortOut:
+    case UserOp::kPortIn:
+      return PortLoop(t, n, error);
+    case UserOp::kIdle:
       return ring_.empty() ? HltSleeps(n) : HltRing(cpu, n, error);
-    case GuestExit::kRdmsr:
-    case GuestExit::kWrmsr:
-    case GuestExit::kWrmsrFast: {
-      // The msr driver runs the access on `cpu`; we are pinned there, so it
-      // runs locally: one RDMSR/WRMSR exit per call, no IPI.
-      MsrFd fd(cpu, e == GuestExit::kRdmsr ? O_RDONLY : O_RDWR);
-      if (fd.fd < 0) {
-        *error = Errno("open " + MsrPath(cpu));
+    case UserOp::kMsrRead:
+    case UserOp::kMsrWrite:
+    case UserOp::kIcrSelfIpi:
+      return MsrLoop(t, cpu, n, error);
+    default:
+      *error = "exit_stress has no driver for " + std::string(Row(e).name);
+      return 0;
+  }
+}
+
+// We are pinned on `cpu`, so the msr driver runs each access locally.
+uint64_t RealEnv::MsrLoop(const UserTrigger& t, int cpu, uint64_t n, std::string* error) {
+  MsrFile f(cpu, t.op != UserOp::kMsrRead);
+  if (!f.ok()) {
+    *error = f.error();
+    return 0;
+  }
+  uint64_t v = 0, done = 0;
+  if (t.op == UserOp::kMsrRead) {
+    for (; done < n && f.Read(t.operand, &v); ++done) {
+    }
+  } else if (t.op == UserOp::kMsrWrite) {
+    for (; done < n && f.Write(t.operand, 0); ++done) {
+    }
+  } else {
+    uint32_t id;
+    {
+      std::lock_guard lock(mu_);
+      auto it = x2apic_id_.find(cpu);
+      if (it == x2apic_id_.end()) {
+        *error = "no x2APIC ID known for CPU " + std::to_string(cpu);
         return 0;
       }
-      uint64_t v = 0, done = 0;
-      if (e == GuestExit::kRdmsr) {
-        for (; done < n && fd.Read(kMsrMiscEnable, &v); ++done) {
-        }
-      } else if (e == GuestExit::kWrmsr) {
-        if (!fd.Read(kMsrMiscEnable, &v)) {
-          *error = Errno("rdmsr 0x1A0");
-          return 0;
-        }
-        for (; done < n && fd.Write(kMsrMiscEnable, v); ++done) {
-        }
-      } else {
-        uint32_t id;
-        {
-          std::lock_guard lock(mu_);
-          auto it = x2apic_id_.find(cpu);
-          if (it == x2apic_id_.end()) {
-            *error = "no x2APIC ID known for CPU " + std::to_string(cpu);
-            return 0;
-          }
-          id = it->second;
-        }
-        // Fixed, physical, no shorthand, destination = own x2APIC ID: the
-        // shape KVM's x2APIC ICR fastpath accepts. The reschedule vector is
-        // harmless when nothing needs rescheduling.
-        const uint64_t icr = (uint64_t{id} << 32) | kRescheduleVector;
-        for (; done < n && fd.Write(kMsrX2apicIcr, icr); ++done) {
-        }
-      }
-      if (done != n) *error = Errno("MSR access through " + MsrPath(cpu));
-      return done;
+      id = it->second;
+    }
+    // Fixed, physical, no shorthand, destination = own x2APIC ID: the shape
+    // KVM's x2APIC ICR fastpath accepts. The reschedule vector is harmless
+    // when nothing needs rescheduling.
+    const uint64_t icr = (uint64_t{id} << 32) | kRescheduleVector;
+    for (; done < n && f.Write(t.operand, icr); ++done) {
     }
   }
-  return 0;
+  if (done != n) *error = Errno("MSR access through " + MsrFile::Path(cpu));
+  return done;
 }
 
 std::optional<Env::Accounting> RealEnv::GuestAccounting(GuestExit e, std::span<const int> cpus) {

@@ -27,7 +27,9 @@ class RealEnv : public Env {
 
  private:
   std::string Probe(GuestExit e);
-  std::string ProbeMsr(bool write);
+  std::string ProbeMsr(const ExitType& row);
+  std::string ProbeSelfIpi();
+  uint64_t MsrLoop(const UserTrigger& t, int cpu, uint64_t n, std::string* error);
 
   std::mutex mu_;
   std::map<GuestExit, std::string> unavailable_;

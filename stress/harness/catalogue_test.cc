@@ -393,5 +393,24 @@ TEST(PayloadTable, CoversTheCatalogue) {
   }
 }
 
+// The ring-0 payload drives the port or MSR that the row's user-mode trigger
+// drives, so that the harness, exit_stress and the guest benchmark measure
+// the same exit.
+TEST(PayloadTable, DrivesTheCataloguePortsAndMsrs) {
+  using exitstats::UserOp;
+  for (const exitstats::ExitType& e : exitstats::Catalogue()) {
+    uint32_t payload_operand = 0;
+    switch (e.user.op) {
+      case UserOp::kPortOut: payload_operand = HARNESS_USER_PORT; break;
+      case UserOp::kPortIn: payload_operand = HARNESS_PIC_PORT; break;
+      case UserOp::kMsrRead: payload_operand = HARNESS_MSR_READ; break;
+      case UserOp::kMsrWrite: payload_operand = HARNESS_MSR_WRITE; break;
+      case UserOp::kIcrSelfIpi: payload_operand = HARNESS_MSR_X2APIC_ICR; break;
+      default: continue;
+    }
+    EXPECT_EQ(e.user.operand, payload_operand) << e.name;
+  }
+}
+
 }  // namespace
 }  // namespace harness_test

@@ -14,6 +14,11 @@ namespace exitstats {
 // Executes CPUID(leaf, subleaf) on the current CPU.
 Regs NativeCpuid(uint32_t leaf, uint32_t subleaf);
 
+// The vendor that CPUID leaf 0 names: AMD and Hygon ("AuthenticAMD",
+// "HygonGenuine") run SVM, everything else is taken for VMX.
+Vendor VendorOfLeaf0(const Regs& leaf0);
+inline Vendor NativeVendor() { return VendorOfLeaf0(NativeCpuid(0, 0)); }
+
 // Anything that answers CPUID: the real instruction, or a model in tests.
 using CpuidFn = std::function<Regs(uint32_t leaf, uint32_t subleaf)>;
 

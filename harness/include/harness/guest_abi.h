@@ -35,7 +35,7 @@
 
 /* ---- Ports */
 #define HARNESS_UCALL_PORT 0x1000 /* OUT with RDI = struct harness_ucall* */
-#define HARNESS_USER_PORT 0x1001  /* io_user payload: the VMM counts these */
+#define HARNESS_USER_PORT 0x80    /* io_user: the POST port, no in-kernel device */
 #define HARNESS_PIC_PORT 0x21     /* io_kernel: in-kernel PIC master IMR */
 
 /* ---- MSRs driven by the payloads */
@@ -75,19 +75,25 @@ enum harness_payload {
   HARNESS_P_SELF_MMIO = 102,   /* access outside any memslot */
 };
 
-/* ---- Reasons the guest tracks: its deliberate exits and the leaves it reads */
-enum harness_tracked {
-  HARNESS_T_EXTINT, /* SDM 1: never deliberate, read for reports */
-  HARNESS_T_CPUID,  /* 10 */
-  HARNESS_T_HLT,    /* 12 */
-  HARNESS_T_VMCALL, /* 18 */
-  HARNESS_T_IO,     /* 30 */
-  HARNESS_T_RDMSR,  /* 31 */
-  HARNESS_T_WRMSR,  /* 32 */
-  HARNESS_T_EPT,    /* 48: first touches (deliberate, but not exact) */
-  HARNESS_NR_TRACKED
-};
-#define HARNESS_TRACKED_REASONS {1, 10, 12, 18, 30, 31, 32, 48}
+/* ---- Reasons the guest tracks: its deliberate exits and the leaves it reads.
+ * One line per reason: X(enum suffix, SDM basic reason, report name). The
+ * guest's enum, the reasons it queries and the host's names all expand from
+ * it; every catalogue row's reason must be here (PayloadTable tests). */
+#define HARNESS_TRACKED(X)                                                    \
+  X(EXTINT, 1, "external_interrupt") /* never deliberate, read for reports */ \
+  X(CPUID, 10, "cpuid")                                                       \
+  X(HLT, 12, "hlt")                                                           \
+  X(VMCALL, 18, "vmcall")                                                     \
+  X(IO, 30, "io")                                                             \
+  X(RDMSR, 31, "rdmsr")                                                       \
+  X(WRMSR, 32, "wrmsr")                                                       \
+  X(EPT, 48, "ept_violation") /* first touches: deliberate, not exact */
+
+#define HARNESS_TRACKED_ENUM(sym, sdm, name) HARNESS_T_##sym,
+enum harness_tracked { HARNESS_TRACKED(HARNESS_TRACKED_ENUM) HARNESS_NR_TRACKED };
+#undef HARNESS_TRACKED_ENUM
+#define HARNESS_TRACKED_SDM(sym, sdm, name) sdm,
+#define HARNESS_TRACKED_REASONS {HARNESS_TRACKED(HARNESS_TRACKED_SDM)}
 
 /* What the guest read from the exit-statistics leaves at one moment. The
  * CPUIDs are issued in field order; every snapshot issues exactly
