@@ -48,6 +48,9 @@ constexpr std::array kCatalogue = {
               "write to a fresh anonymous page (a stage-2 fault only when the guest page was "
               "never touched before)",
               false, true, false, false, 1}},
+    // INVD is privileged: from user space it raises #GP before any intercept.
+    ExitType{ExitKind::kInvd, "invd", reason::kInvd, "exits", kNeedNone,
+             {UserOp::kNone, 0, "", false, false, false, false, 1}},
 };
 
 }  // namespace

@@ -50,6 +50,7 @@ inline constexpr uint32_t kExternalInterrupt = 1;
 inline constexpr uint32_t kInterruptWindow = 7;
 inline constexpr uint32_t kCpuid = 10;
 inline constexpr uint32_t kHlt = 12;
+inline constexpr uint32_t kInvd = 13;
 inline constexpr uint32_t kVmcall = 18;
 inline constexpr uint32_t kCrAccess = 28;
 inline constexpr uint32_t kIo = 30;
