@@ -22,7 +22,6 @@
 #include <signal.h>
 #include <sys/io.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,20 +57,6 @@ struct Flags {
   std::string profile = "sjsu";
 };
 Flags g_flags;
-
-std::optional<std::string> ProbeInChild(const std::function<void()>& f, const char* what) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    f();
-    _exit(0);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return std::string("fork failed");
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return std::nullopt;
-  return std::string(what) + " killed a probe process (" +
-         (WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "nonzero exit") +
-         "): not a KVM guest that intercepts it";
-}
 
 // Per-CPU /dev/cpu/N/msr files, opened once.
 class MsrFiles {
@@ -167,9 +152,10 @@ std::optional<Trigger> MakeTrigger(const exitstats::ExitType& row) {
                      }};
     case UserOp::kHypercall:
       return Trigger{row.kind,
-                     [](auto&) {
-                       return ProbeInChild([] { user::Hypercall(vendor); },
-                                           "the hypercall instruction");
+                     [](auto&) -> std::optional<std::string> {
+                       if (std::string why = user::HypercallAvailable(vendor); !why.empty())
+                         return why;
+                       return std::nullopt;
                      },
                      [](int) { user::Hypercall(vendor); }};
     case UserOp::kFreshPage:

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/io.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -52,6 +53,21 @@ void Hypercall(Vendor vendor) {
     asm volatile("vmmcall" : "+a"(ax) : : "memory");
   else
     asm volatile("vmcall" : "+a"(ax) : : "memory");
+}
+
+std::string HypercallAvailable(Vendor vendor) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    Hypercall(vendor);
+    _exit(0);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return "fork failed";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  return std::string(vendor == Vendor::kSvm ? "vmmcall" : "vmcall") +
+         " from user mode killed a probe process (" +
+         (WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "nonzero exit") +
+         "): not a KVM guest that intercepts it";
 }
 
 std::string MsrFile::Path(int cpu) { return "/dev/cpu/" + std::to_string(cpu) + "/msr"; }

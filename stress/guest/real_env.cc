@@ -149,6 +149,8 @@ std::string RealEnv::Probe(GuestExit e) {
       return ProbeMsr(row);
     case UserOp::kIcrSelfIpi:
       return ProbeSelfIpi();
+    case UserOp::kHypercall:
+      return user::HypercallAvailable(NativeVendor());
     default:
       return "exit_stress has no driver for " + std::string(row.name) + "'s user-mode operation";
   }
@@ -251,6 +253,11 @@ uint64_t RealEnv::Trigger(GuestExit e, int cpu, uint64_t n, std::string* error) 
       return PortLoop(t, n, error);
     case UserOp::kIdle:
       return ring_.empty() ? HltSleeps(n) : HltRing(cpu, n, error);
+    case UserOp::kHypercall: {
+      const Vendor vendor = NativeVendor();
+      for (uint64_t i = 0; i < n; ++i) user::Hypercall(vendor);
+      return n;
+    }
     case UserOp::kMsrRead:
     case UserOp::kMsrWrite:
     case UserOp::kIcrSelfIpi:

@@ -24,6 +24,9 @@ uint8_t PortIn(uint16_t port);
 // VMCALL (Intel) or VMMCALL (AMD) with a hypercall number nobody implements.
 // From CPL3 KVM takes the exit and answers -KVM_EPERM; elsewhere it may #UD.
 void Hypercall(Vendor vendor);
+// "" if a hypercall from user mode returns here; else why not (a child
+// process tries it first, so a #UD kills the child, not the caller).
+std::string HypercallAvailable(Vendor vendor);
 
 // An fd on /dev/cpu/N/msr that closes itself. The msr driver runs the access
 // on CPU N: from a thread pinned there it is one RDMSR/WRMSR exit, no IPI.
