@@ -9,9 +9,8 @@ namespace exitstats {
 namespace {
 
 // The port and MSR choices are explained in stress/guest/README.md ("Ports
-// and MSRs"). io_kernel and vmcall are timed but not stressed: io_kernel's
-// reason is stressed through io_user, and a user-mode VMCALL raises #UD on
-// hypervisors other than KVM. first_touch has no per-operation bound from
+// and MSRs"). io_kernel is timed but not stressed: its reason is stressed
+// through io_user. first_touch has no per-operation bound from
 // user space: a fresh guest page is a stage-2 fault only if no one touched
 // its frame since the guest booted.
 constexpr std::array kCatalogue = {
@@ -42,7 +41,7 @@ constexpr std::array kCatalogue = {
               false, false, true, 40}},
     ExitType{ExitKind::kVmcall, "vmcall", reason::kVmcall, "hypercalls", kNeedNone,
              {UserOp::kHypercall, 0, "VMCALL/VMMCALL from user mode (KVM answers -KVM_EPERM)",
-              false, true, false, false, 1}},
+              true, true, false, false, 1}},
     ExitType{ExitKind::kFirstTouch, "first_touch", reason::kEptViolation, "exits", kNeedNone,
              {UserOp::kFreshPage, 0,
               "write to a fresh anonymous page (a stage-2 fault only when the guest page was "

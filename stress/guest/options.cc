@@ -146,6 +146,12 @@ std::string ParseOptions(const std::vector<std::string>& args, Options* o) {
       o->exits.clear();
       for (const std::string& e : Split(value, ',')) {
         auto id = GuestExitByName(e);
+        if (!id && exitstats::LookupByName(e))
+          return "exit type " + e + " is not one exit_stress drives from user space (" +
+                 (exitstats::LookupByName(e)->user.op == exitstats::UserOp::kNone
+                      ? "ring 0 only: the harness runs it"
+                      : "the guest benchmark times it") +
+                 "; see --help)";
         if (!id) return "unknown exit type " + e + " (see --help)";
         if (std::find(o->exits.begin(), o->exits.end(), *id) == o->exits.end())
           o->exits.push_back(*id);
