@@ -23,7 +23,7 @@ std::span<const uint8_t> BlobBytes(Blob b) {
 }  // namespace
 
 BlobVm::BlobVm(const harness::Kvm& kvm, uint32_t n, Blob blob) : vm_(kvm.CreateVm()) {
-  if (n < 1 || n > 16) throw std::invalid_argument(Fmt("BlobVm: %u vCPUs outside 1..16", n));
+  if (n < 1 || n > 16) throw std::invalid_argument(Format("BlobVm: %u vCPUs outside 1..16", n));
   vm_.SetTssAddr();
   vm_.AddMemory(0, 0, HARNESS_MAIN_SIZE);
   // The harness image provides the exception stubs behind the IDT: a fault
@@ -84,7 +84,7 @@ bool BlobVm::RunBatch(harness::VcpuRunner& runner, uint32_t i, Clock::time_point
     return harness::Next::kStop;
   };
   hooks.timeout = [&](uint32_t) {
-    return Fmt("vCPU %u: guest did not finish in time; kicked out of KVM_RUN at RIP 0x%llx "
+    return Format("vCPU %u: guest did not finish in time; kicked out of KVM_RUN at RIP 0x%llx "
                "(blob base 0x%llx)",
                i, static_cast<unsigned long long>(vcpus_[i].GetRegs().rip),
                static_cast<unsigned long long>(HOSTILE_CODE_GPA));
@@ -96,7 +96,7 @@ bool BlobVm::RunBatch(harness::VcpuRunner& runner, uint32_t i, Clock::time_point
 std::vector<exitstats::Regs> BlobVm::Query(uint32_t i, std::span<const hostile::Query> q,
                                            Clock::time_point deadline) {
   if (q.empty() || q.size() > HOSTILE_BATCH)
-    throw std::invalid_argument(Fmt("BlobVm::Query: %zu queries", q.size()));
+    throw std::invalid_argument(Format("BlobVm::Query: %zu queries", q.size()));
   Area& a = area(i);
   std::copy(q.begin(), q.end(), a.queries);
   a.count = q.size();
@@ -127,7 +127,7 @@ void BlobVm::RunAll(const Fill& fill, const Check& check, Clock::time_point dead
     } catch (const std::exception& e) {
       // The callbacks' errors do not say which vCPU they judged.
       if (std::string_view(e.what()).starts_with("vCPU ")) throw;
-      throw std::runtime_error(Fmt("vCPU %u: %s", i, e.what()));
+      throw std::runtime_error(Format("vCPU %u: %s", i, e.what()));
     }
   };
   runner.RunThreads(
@@ -157,7 +157,7 @@ const HostProbe& Probe() {
     const exitstats::Regs& d = p.discovery;
     p.patched = d.eax == exitstats::kSignature && d.ebx == exitstats::kAbiVersion;
     if (!p.patched)
-      p.why_not_patched = Fmt(
+      p.why_not_patched = Format(
           "no patched host: a guest's CPUID 0x4FFFFFF0 answered %08x %08x %08x %08x, not "
           "signature 0x%08X version %u (unpatched KVM; run in L1 via ci/nested-run)",
           d.eax, d.ebx, d.ecx, d.edx, exitstats::kSignature, exitstats::kAbiVersion);
