@@ -1,11 +1,11 @@
 #include "harness/host_cpu.h"
 
-#include <cpuid.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+
+#include "exitstats/cpuid.h"
 
 namespace harness {
 
@@ -26,9 +26,7 @@ bool HypercallIsVmmcall(const char* override_env) {
     fclose(f);
     if (vendor >= 0) return vendor == 1;
   }
-  unsigned a, b, c, d;
-  __cpuid(0, a, b, c, d);
-  return b == 0x68747541 /* Auth */ || b == 0x6f677948 /* Hygo */;
+  return exitstats::NativeVendor() == exitstats::Vendor::kSvm;
 }
 
 }  // namespace harness
