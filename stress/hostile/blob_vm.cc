@@ -1,7 +1,7 @@
 #include "blob_vm.h"
 
-#include <cinttypes>
 #include <cstring>
+#include <string_view>
 #include <variant>
 
 #include "harness/guest_abi.h"
@@ -120,12 +120,9 @@ void BlobVm::RunAll(const Fill& fill, const Check& check, Clock::time_point dead
         if (!RunBatch(runner, i, deadline)) break;
         check(i, *areas_[i], n);
       }
-    } catch (const harness::VcpuRunner::Stopped&) {
-      throw;
-    } catch (const GuestTimeout&) {
-      throw;
     } catch (const std::exception& e) {
-      // The callbacks' errors do not say which vCPU they judged.
+      // The callbacks' errors do not say which vCPU they judged; the
+      // runner's do (and keep their type: Stopped, GuestTimeout).
       if (std::string_view(e.what()).starts_with("vCPU ")) throw;
       throw std::runtime_error(Format("vCPU %u: %s", i, e.what()));
     }
