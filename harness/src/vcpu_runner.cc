@@ -77,14 +77,15 @@ class DeadlineTimer {
   timer_t id_{};
 };
 
-}  // namespace
-
+// "#UD" for 6 etc.
 const char* ExceptionName(uint64_t v) {
   static const char* const kNames[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
                                        "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
                                        "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
   return v < std::size(kNames) ? kNames[v] : "?";
 }
+
+}  // namespace
 
 VcpuRunner::VcpuRunner(const Vm& vm, std::span<Vcpu> vcpus) : vm_(vm), vcpus_(vcpus) {
   InstallKickHandler();

@@ -111,7 +111,4 @@ class VcpuRunner {
   std::vector<pthread_t> threads_;  // while RunThreads runs
 };
 
-// "#UD" for 6 etc.
-const char* ExceptionName(uint64_t vector);
-
 }  // namespace harness
