@@ -148,6 +148,11 @@ uint8_t* Vm::Host(uint64_t gpa, size_t len) const {
 
 void Vm::CreateIrqchip() { HARNESS_IOCTL(fd(), KVM_CREATE_IRQCHIP, 0ul); }
 
+void Vm::SetTssAddr() {
+  // Unchecked: a guest that needs the area fails visibly at its first entry.
+  if (CheckExtension(KVM_CAP_SET_TSS_ADDR)) RawIoctl(fd(), KVM_SET_TSS_ADDR, kTssAddr);
+}
+
 Vcpu Vm::CreateVcpu(uint32_t id) {
   Fd fd(HARNESS_IOCTL(this->fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)));
   void* p = ::mmap(nullptr, run_size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
@@ -165,9 +170,13 @@ Exit Vcpu::Run() {
   }
   kvm_run* r = run();
   switch (r->exit_reason) {
-    case KVM_EXIT_IO:
-      return IoExit{r->io.port, r->io.direction == KVM_EXIT_IO_OUT, r->io.size, r->io.count,
-                    reinterpret_cast<uint8_t*>(r) + r->io.data_offset};
+    case KVM_EXIT_IO: {
+      uint8_t* data = reinterpret_cast<uint8_t*>(r) + r->io.data_offset;
+      const size_t len = size_t{r->io.size} * r->io.count;
+      if (r->io.direction == KVM_EXIT_IO_OUT)
+        return IoOut{r->io.port, r->io.size, r->io.count, {data, len}};
+      return IoIn{r->io.port, r->io.size, r->io.count, {data, len}};
+    }
     case KVM_EXIT_HLT:
       return HltExit{};
     case KVM_EXIT_MMIO:
@@ -271,10 +280,14 @@ std::string Describe(const Exit& exit) {
   char buf[160];
   return std::visit(
       Overload{
-          [&](const IoExit& e) {
-            std::snprintf(buf, sizeof buf, "%s port=0x%x %s size=%u count=%u",
-                          ExitReasonName(KVM_EXIT_IO).c_str(), e.port, e.out ? "out" : "in",
-                          e.size, e.count);
+          [&](const IoOut& e) {
+            std::snprintf(buf, sizeof buf, "%s port=0x%x out size=%u count=%u",
+                          ExitReasonName(KVM_EXIT_IO).c_str(), e.port, e.size, e.count);
+            return std::string(buf);
+          },
+          [&](const IoIn& e) {
+            std::snprintf(buf, sizeof buf, "%s port=0x%x in size=%u count=%u",
+                          ExitReasonName(KVM_EXIT_IO).c_str(), e.port, e.size, e.count);
             return std::string(buf);
           },
           [&](const HltExit&) { return ExitReasonName(KVM_EXIT_HLT); },

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "flat_segment.h"
+
 extern "C" const uint8_t harness_guest_image_start[];
 extern "C" const uint8_t harness_guest_image_end[];
 
@@ -35,20 +37,6 @@ void WriteGate(uint8_t* idt, int vector, uint64_t handler) {
   std::memcpy(idt + 16 * vector, g, 16);
 }
 
-kvm_segment FlatSegment(uint16_t selector, uint8_t type, bool code) {
-  kvm_segment s{};
-  s.base = 0;
-  s.limit = 0xffffffff;
-  s.selector = selector;
-  s.type = type;
-  s.present = 1;
-  s.dpl = 0;
-  s.s = 1;
-  s.l = code ? 1 : 0;
-  s.db = code ? 0 : 1;
-  s.g = 1;
-  return s;
-}
 }  // namespace
 
 const harness_image_header& LoadImage(Vm& vm, std::span<const uint8_t> image) {
@@ -98,9 +86,9 @@ void EnterLongMode(Vcpu& vcpu, const VcpuEntry& entry) {
   s.cr3 = HARNESS_PML4;
   s.cr4 = 0x20;        // PAE
   s.efer = 0x500;      // LMA | LME
-  s.cs = FlatSegment(HARNESS_SEL_CODE, 0xb, true);
-  s.ds = s.es = s.fs = s.ss = FlatSegment(HARNESS_SEL_DATA, 0x3, false);
-  s.gs = FlatSegment(HARNESS_SEL_DATA, 0x3, false);
+  s.cs = FlatSegment(HARNESS_SEL_CODE, 0xb, /*long_code=*/true);
+  s.ds = s.es = s.fs = s.ss = FlatSegment(HARNESS_SEL_DATA, 0x3);
+  s.gs = FlatSegment(HARNESS_SEL_DATA, 0x3);
   s.gs.base = entry.gs_base;
   s.tr = {};
   s.tr.base = HARNESS_TSS;

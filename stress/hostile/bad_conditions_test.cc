@@ -159,7 +159,7 @@ TEST(HostileBadConditions, GuestThatNeverFinishesIsKickedAtItsDeadline) {
   EXPECT_NE(message.find("did not finish"), std::string::npos) << message;
   EXPECT_NE(message.find("RIP 0x"), std::string::npos) << message;
   Figures::Get().Add("Bad conditions", "guest that never finishes (own VMM)",
-                     Fmt("stopped after %.1f s (limit %lld s): \"%s\"",
+                     Format("stopped after %.1f s (limit %lld s): \"%s\"",
                          std::chrono::duration<double>(took).count(),
                          static_cast<long long>(limit.count()), message.c_str()));
 }
@@ -184,7 +184,7 @@ TEST(HostileBadConditions, HarnessRunPastItsTimeoutThrowsInTime) {
   EXPECT_LT(took, opt.timeout + 30s) << "RunPayload overran its timeout: " << message;
   EXPECT_FALSE(message.empty());
   Figures::Get().Add("Bad conditions", "harness RunPayload past its timeout",
-                     Fmt("threw after %.1f s (timeout %lld s): \"%s\"",
+                     Format("threw after %.1f s (timeout %lld s): \"%s\"",
                          std::chrono::duration<double>(took).count(),
                          static_cast<long long>(opt.timeout.count()), message.c_str()));
 }
@@ -226,7 +226,7 @@ TEST_P(HostileKilledMidRun, EndsWithMessageLogAndNonZeroStatus) {
         << "no clear message in " << log << ":\n" << text;
   }
   Figures::Get().Add("Bad conditions", std::string("hostile_test killed mid-run by ") + kc.name,
-                     Fmt("ended %.2f s later, %s, log kept (%s)", secs,
+                     Format("ended %.2f s later, %s, log kept (%s)", secs,
                          DescribeStatus(*status).c_str(), log.c_str()));
 }
 
@@ -289,7 +289,7 @@ TEST(HostileBadConditions, OtherBinariesKilledMidRunEndNonZeroWithLog) {
                       text.find("Terminated") != std::string::npos;
     Figures::Get().Add(
         "Bad conditions", base + " killed mid-run by SIGTERM",
-        Fmt("ended %.2f s later, %s, log kept (%zu bytes), %s", 
+        Format("ended %.2f s later, %s, log kept (%zu bytes), %s", 
             std::chrono::duration<double>(Clock::now() - t0).count(), DescribeStatus(*st).c_str(),
             text.size(), says ? "message names the signal" : "no message of its own (the status says it)"));
   }

@@ -20,6 +20,7 @@
 #include "exitstats/abi.h"
 #include "fuzz_oracle.h"
 #include "harness/kvm.h"
+#include "harness/vcpu_runner.h"
 
 namespace hostile {
 
@@ -38,12 +39,9 @@ static_assert(sizeof(Area) <= HOSTILE_AREA_SIZE);
 enum class Blob { kCpuidList, kSpin };
 
 // A guest that did not finish in time. what() names the vCPU and its RIP.
-class GuestTimeout : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using GuestTimeout = harness::VcpuTimeout;
 
-using Clock = std::chrono::steady_clock;
+using harness::Clock;
 
 class BlobVm {
  public:
@@ -60,8 +58,8 @@ class BlobVm {
   uint64_t KvmExitsAll() const;
 
   // Runs vCPU i until the guest ends its current batch (true) or stops
-  // (false: count was 0). Throws GuestTimeout at `deadline` (a per-thread
-  // timer kicks the vCPU out of KVM_RUN), runtime_error on any other exit.
+  // (false: count was 0). Throws GuestTimeout at `deadline` (the runner
+  // kicks the vCPU out of KVM_RUN), runtime_error on any other exit.
   bool RunBatch(uint32_t i, Clock::time_point deadline);
 
   // One synchronous batch on vCPU i: the answers to `queries` (at most
@@ -85,6 +83,8 @@ class BlobVm {
   bool stop_requested() const { return stop_.load(); }
 
  private:
+  bool RunBatch(harness::VcpuRunner& runner, uint32_t i, Clock::time_point deadline);
+
   harness::Vm vm_;
   std::vector<harness::Vcpu> vcpus_;
   std::vector<std::unique_ptr<harness::StatsReader>> stats_;

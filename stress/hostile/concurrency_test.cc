@@ -108,7 +108,7 @@ TEST(HostileConcurrency, WritersReadersAndScopeFlipsLoseNoUpdate) {
             else if (q.leaf == exitstats::leaf::kReasonExits64 || q.leaf == exitstats::leaf::kTotalExits64)
               ok = o.eax == 0 && o.edx == 0;
             if (!ok && bad[i]++ == 0)
-              first_bad[i] = Fmt("CPUID(0x%08X, 0x%08X) -> %08x %08x %08x %08x", q.leaf, q.ecx,
+              first_bad[i] = Format("CPUID(0x%08X, 0x%08X) -> %08x %08x %08x %08x", q.leaf, q.ecx,
                                  o.eax, o.ebx, o.ecx, o.edx);
           }
         },
@@ -147,13 +147,13 @@ TEST(HostileConcurrency, WritersReadersAndScopeFlipsLoseNoUpdate) {
 
   Figures& fig = Figures::Get();
   fig.Add(section, "kernel", KernelHas("KCSAN") ? "KCSAN build" : "no KCSAN detected (lost-update checks only)");
-  fig.Add(section, "vCPUs (writers + readers)", Fmt("%u (%u + %u)", vcpus, (vcpus + 1) / 2, vcpus / 2));
-  fig.Add(section, "duration", Fmt("%.1f s", secs));
+  fig.Add(section, "vCPUs (writers + readers)", Format("%u (%u + %u)", vcpus, (vcpus + 1) / 2, vcpus / 2));
+  fig.Add(section, "duration", Format("%.1f s", secs));
   fig.Add(section, "CPUIDs executed / counted by the patch (reason 10)",
-          Fmt("%llu / %llu", static_cast<unsigned long long>(executed),
+          Format("%llu / %llu", static_cast<unsigned long long>(executed),
               static_cast<unsigned long long>(counted_cpuids)));
   fig.Add(section, "VM total / KVM exits statistic",
-          Fmt("%llu / %llu", static_cast<unsigned long long>(total),
+          Format("%llu / %llu", static_cast<unsigned long long>(total),
               static_cast<unsigned long long>(kvm_exits)));
   fig.Add(section, "host-wide scope flips during the run", std::to_string(flips.load()));
   fig.Add(section, "KCSAN skip_watch during the run",
@@ -162,7 +162,7 @@ TEST(HostileConcurrency, WritersReadersAndScopeFlipsLoseNoUpdate) {
     const auto wp1 = kcsan_stat("setup_watchpoints");
     const auto races1 = kcsan_stat("data_races");
     fig.Add(section, "KCSAN watchpoints set up / data races seen during the stage (whole kernel)",
-            Fmt("%llu / %llu", static_cast<unsigned long long>(wp1.value_or(0) - *wp0),
+            Format("%llu / %llu", static_cast<unsigned long long>(wp1.value_or(0) - *wp0),
                 static_cast<unsigned long long>(races1.value_or(0) - races0.value_or(0))));
   }
   ExpectNoKernelReports(watch, section);

@@ -124,7 +124,7 @@ TEST_P(HostileFuzz, EveryAnswerMatchesSpecForAnyEcx) {
   EXPECT_EQ(failures, 0u) << "answers that break SPEC.md (first ones):\n" << first;
 
   Figures& fig = Figures::Get();
-  fig.Add(section, "kernel", Fmt("%s, vendor %s, profile %s",
+  fig.Add(section, "kernel", Format("%s, vendor %s, profile %s",
                                  KernelHas("KASAN")   ? "KASAN+UBSAN build"
                                  : KernelHas("KCSAN") ? "KCSAN build"
                                                       : "no KASAN/KCSAN detected",
@@ -138,7 +138,7 @@ TEST_P(HostileFuzz, EveryAnswerMatchesSpecForAnyEcx) {
   for (uint32_t leaf : kFuzzedLeaves) edges += EdgeEcx(leaf, d).size();
   fig.Add(section, "edge ECX values (all leaves)", std::to_string(edges));
   fig.Add(section, "answers breaking SPEC.md", std::to_string(failures));
-  fig.Add(section, "wall time", Fmt("%.1f s (%.0f queries/s)", secs, all / std::max(secs, 1e-9)));
+  fig.Add(section, "wall time", Format("%.1f s (%.0f queries/s)", secs, all / std::max(secs, 1e-9)));
   ExpectNoKernelReports(watch, section);
 }
 

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,15 +16,6 @@
 #include <sstream>
 
 namespace hostile {
-
-std::string Fmt(const char* fmt, ...) {
-  char b[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(b, sizeof b, fmt, ap);
-  va_end(ap);
-  return b;
-}
 
 uint64_t Knob(const char* name, uint64_t dflt) {
   const char* v = std::getenv(name);

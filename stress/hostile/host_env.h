@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/format.h"
+
 namespace hostile {
 
 // An integer knob from the environment (the runner sets these), or `dflt`.
@@ -85,6 +87,6 @@ class Figures {
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> sections_;
 };
 
-std::string Fmt(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+using harness::Format;
 
 }  // namespace hostile

@@ -128,11 +128,11 @@ TEST(HostileIsolation, IdleVmTotalsDoNotMoveByBusyVmExits) {
 
   Figures& fig = Figures::Get();
   fig.Add(section, "busy VM: vCPUs x CPUIDs, KVM exits",
-          Fmt("2 x %llu, %llu", static_cast<unsigned long long>(per_vcpu),
+          Format("2 x %llu, %llu", static_cast<unsigned long long>(per_vcpu),
               static_cast<unsigned long long>(busy.KvmExitsAll())));
   fig.Add(section, "idle VM: probes during the busy run", std::to_string(probes));
   fig.Add(section, "idle VM: total moved / its own KVM exits (whole run)",
-          Fmt("%llu / %llu", static_cast<unsigned long long>(p_prev - p_first),
+          Format("%llu / %llu", static_cast<unsigned long long>(p_prev - p_first),
               static_cast<unsigned long long>(s_last - s_first)));
   fig.Add(section, "idle VM: largest rise between two probes", std::to_string(max_step));
   ExpectNoKernelReports(watch, section);
@@ -219,7 +219,7 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
           std::to_string(checks));
   fig.Add(section, "smallest (reading rise - KVM-counted exits in between); >= -2 in flight allowed",
           std::to_string(min_margin));
-  fig.Add(section, "wall time", Fmt("%.1f s", secs));
+  fig.Add(section, "wall time", Format("%.1f s", secs));
 
   // Leaks: give RCU-deferred frees (TDP MMU pages) a moment first.
   std::this_thread::sleep_for(std::chrono::seconds(3));
@@ -227,7 +227,7 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
     const auto vms_after = KvmDebugfsVms();
     EXPECT_EQ(vms_after.value_or(0), *vms_before) << "VM directories left in /sys/kernel/debug/kvm";
     fig.Add(section, "debugfs VM directories before / after",
-            Fmt("%llu / %llu", static_cast<unsigned long long>(*vms_before),
+            Format("%llu / %llu", static_cast<unsigned long long>(*vms_before),
                 static_cast<unsigned long long>(vms_after.value_or(0))));
   } else {
     fig.Add(section, "debugfs VM directories", "not available (debugfs not mounted)");
@@ -240,14 +240,14 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
       // A leak of one object per VM grows a cache by `churn`; the live
       // stress and probe VMs may legitimately add a few (lazily built MMU
       // pages), hence max(slack, churn / 2).
-      if (after > before + std::max<uint64_t>(slack, churn / 2)) grew += Fmt(" %s %llu->%llu", name.c_str(),
+      if (after > before + std::max<uint64_t>(slack, churn / 2)) grew += Format(" %s %llu->%llu", name.c_str(),
                                               static_cast<unsigned long long>(before),
                                               static_cast<unsigned long long>(after));
     }
     EXPECT_TRUE(grew.empty()) << "kvm slab caches grew after " << churn << " VMs:" << grew;
     std::string all;
     for (const auto& [name, after] : slab_after.value_or(std::map<std::string, uint64_t>{}))
-      all += Fmt(" %s %llu->%llu", name.c_str(),
+      all += Format(" %s %llu->%llu", name.c_str(),
                  static_cast<unsigned long long>(slab_before->count(name) ? slab_before->at(name) : 0),
                  static_cast<unsigned long long>(after));
     fig.Add(section, "kvm slab objects before->after (shrunk first)", all.empty() ? "none" : all);
@@ -262,7 +262,7 @@ TEST(HostileIsolation, HostWideChurnNeverGoesBackwardsLosesNothingLeaksNothing) 
     const bool kvm_leak = report.find("kvm") != std::string::npos;
     EXPECT_FALSE(kvm_leak) << "kmemleak suspects with kvm in their backtrace:\n" << report.substr(0, 3000);
     fig.Add(section, "kmemleak suspects after the churn (kvm-related)",
-            Fmt("%llu (%s)", static_cast<unsigned long long>(suspects.value_or(0)),
+            Format("%llu (%s)", static_cast<unsigned long long>(suspects.value_or(0)),
                 kvm_leak ? "some kvm-related" : "none kvm-related"));
   } else {
     fig.Add(section, "kmemleak", "not in this kernel (the KASAN build has it)");

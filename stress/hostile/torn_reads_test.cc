@@ -92,7 +92,7 @@ TEST(HostileTornReads, SeededCountsNeverGoBackwards) {
             // The reader's own count carries too, but at its own exit, taken
             // before the read it answers: that one cannot tear.
             if (value < last && drops++ == 0)
-              first_drop = Fmt("VM %llu: read %llu after %llu (down by %llu)",
+              first_drop = Format("VM %llu: read %llu after %llu (down by %llu)",
                                static_cast<unsigned long long>(v), static_cast<unsigned long long>(value),
                                static_cast<unsigned long long>(last),
                                static_cast<unsigned long long>(last - value));
@@ -113,8 +113,8 @@ TEST(HostileTornReads, SeededCountsNeverGoBackwards) {
   fig.Add(section, "fresh 2-vCPU VMs (one carry into bit 32 each on the writer)", std::to_string(vms));
   fig.Add(section, "VMs whose reader saw both sides of the carry", std::to_string(carries_seen));
   fig.Add(section, "64-bit per-reason reads / reads that went backwards",
-          Fmt("%llu / %llu", static_cast<unsigned long long>(reads), static_cast<unsigned long long>(drops)));
-  fig.Add(section, "duration", Fmt("%.1f s", secs));
+          Format("%llu / %llu", static_cast<unsigned long long>(reads), static_cast<unsigned long long>(drops)));
+  fig.Add(section, "duration", Format("%.1f s", secs));
   ExpectNoKernelReports(watch, section);
 }
 

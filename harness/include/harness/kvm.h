@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -78,13 +79,18 @@ int CheckedIoctl(int fd, unsigned long request, const char* name, unsigned long 
   ::harness::CheckedIoctl((fd), (request), #request, (arg))
 
 // ---- Typed exits (KVM_RUN results) ----------------------------------------
-struct IoExit {
+// KVM_EXIT_IO, one type per direction so that the data's writability follows
+// it: an OUT's bytes are the guest's to read, an IN's are the VMM's to fill
+// before the next Run(). `data` is size * count bytes in the kvm_run page.
+template <class Byte>
+struct PortIo {
   uint16_t port;
-  bool out;
-  uint8_t size;
-  uint32_t count;
-  uint8_t* data;  // in the kvm_run page
+  uint8_t size;    // bytes per access
+  uint32_t count;  // accesses (string I/O)
+  std::span<Byte> data;
 };
+using IoOut = PortIo<const uint8_t>;
+using IoIn = PortIo<uint8_t>;
 struct HltExit {};
 struct MmioExit {
   uint64_t addr;
@@ -118,7 +124,7 @@ struct InterruptedExit {};
 struct OtherExit {
   uint32_t reason;
 };
-using Exit = std::variant<IoExit, HltExit, MmioExit, MsrExit, HypercallExit, ShutdownExit,
+using Exit = std::variant<IoOut, IoIn, HltExit, MmioExit, MsrExit, HypercallExit, ShutdownExit,
                           FailEntryExit, InternalErrorExit, SystemEventExit,
                           InterruptedExit, OtherExit>;
 
@@ -126,6 +132,9 @@ using Exit = std::variant<IoExit, HltExit, MmioExit, MsrExit, HypercallExit, Shu
 std::string ExitReasonName(uint32_t reason);
 // One line with the exit's name and fields.
 std::string Describe(const Exit& exit);
+
+// Three pages below 4 GiB, outside every memslot the project's guests use.
+inline constexpr uint64_t kTssAddr = 0xfffbd000;
 
 class Vm;
 
@@ -177,6 +186,10 @@ class Vm {
   // Host address of [gpa, gpa+len) inside one region; throws if outside.
   uint8_t* Host(uint64_t gpa, size_t len) const;
   void CreateIrqchip();
+  // KVM_SET_TSS_ADDR at kTssAddr: VMX without unrestricted guest (real mode,
+  // shadow paging) keeps three pages of its own there. Harmless elsewhere;
+  // skipped when KVM lacks the capability.
+  void SetTssAddr();
   Vcpu CreateVcpu(uint32_t id);
   StatsReader Stats() const;
 
