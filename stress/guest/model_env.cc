@@ -112,12 +112,12 @@ uint64_t ModelEnv::Trigger(GuestExit e, int, uint64_t n, std::string*) {
   const ExitType& row = Row(e);
   bool fastpath = row.user.kvm_fastpath;
   for (uint64_t i = 0; i < n; ++i) Exit(row.sdm_reason, RawCode(row.sdm_reason, vendor_), fastpath);
-  if (e == GuestExit::kHlt) idle_entries_.fetch_add(n);
+  if (row.user.op == exitstats::UserOp::kIdle) idle_entries_.fetch_add(n);
   return n;
 }
 
 std::optional<Env::Accounting> ModelEnv::GuestAccounting(GuestExit e, std::span<const int>) {
-  if (e != GuestExit::kHlt) return std::nullopt;
+  if (Row(e).user.op != exitstats::UserOp::kIdle) return std::nullopt;
   return Accounting{idle_entries_.load(), "model idle entries"};
 }
 

@@ -188,13 +188,13 @@ uint64_t HltSleeps(uint64_t n) {
 }  // namespace
 
 void RealEnv::BeginPhase(GuestExit e, std::span<const int> cpus) {
-  if (e != GuestExit::kHlt || cpus.size() < 2) return;
+  if (Row(e).user.op != UserOp::kIdle || cpus.size() < 2) return;
   ring_cpus_.assign(cpus.begin(), cpus.end());
   for (size_t i = 0; i < cpus.size(); ++i) ring_.push_back(eventfd(0, EFD_CLOEXEC));
 }
 
 void RealEnv::EndPhase(GuestExit e) {
-  if (e != GuestExit::kHlt) return;
+  if (Row(e).user.op != UserOp::kIdle) return;
   for (int fd : ring_)
     if (fd >= 0) close(fd);
   ring_.clear();
@@ -305,7 +305,7 @@ uint64_t RealEnv::MsrLoop(const UserTrigger& t, int cpu, uint64_t n, std::string
 }
 
 std::optional<Env::Accounting> RealEnv::GuestAccounting(GuestExit e, std::span<const int> cpus) {
-  if (e != GuestExit::kHlt) return std::nullopt;
+  if (Row(e).user.op != UserOp::kIdle) return std::nullopt;
   // Sum the usage of the cpuidle states whose entry executes HLT: ACPI "C1"
   // ("ACPI HLT"), the haltpoll driver's "haltpoll", the default "HLT".
   Accounting a;
