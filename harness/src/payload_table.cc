@@ -33,8 +33,8 @@ constexpr PayloadSpec kPayloads[] = {
     {"first_touch", ExitKind::kFirstTouch, HARNESS_P_FIRST_TOUCH, false, false,
      VmmSees::kNothing, 1000,
      "one write to each never-touched 4 KiB page of a NOHUGEPAGE memslot"},
-    {"invd", ExitKind::kInvd, HARNESS_P_INVD, false, false, VmmSees::kNothing, 2000,
-     "INVD (intercepted on both vendors; KVM skips it as a NOP)"},
+    {"wbinvd", ExitKind::kWbinvd, HARNESS_P_WBINVD, false, false, VmmSees::kNothing, 2000,
+     "WBINVD (intercepted on both vendors; KVM skips it without non-coherent DMA)"},
     // Variants.
     {"hlt_irqchip", ExitKind::kHlt, HARNESS_P_HLT_IRQCHIP, true, false, VmmSees::kNothing, 2000,
      "self-IPI, sti;hlt with the in-kernel LAPIC: HLT wakes at once, EOI",

@@ -45,7 +45,7 @@ TEST(Options, UsageErrorsAreNamed) {
            {{"--profile", "s23"}, "unknown profile s23"},
            {{"--iterations", "0"}, "--iterations needs a positive integer"},
            {{"--iterations", "12x"}, "--iterations needs a positive integer"},
-           {{"--exits", "cpuid,invd"}, "invd is not one exit_stress drives from user space (ring 0 only"},
+           {{"--exits", "cpuid,wbinvd"}, "wbinvd is not one exit_stress drives from user space (ring 0 only"},
            {{"--exits", "cpuid,nope"}, "unknown exit type nope"},
            {{"--json"}, "--json needs a value"},
            {{"--torn-seconds", "-1"}, "--torn-seconds needs a positive number"},

@@ -27,7 +27,7 @@ enum class ExitKind {
   kWrmsrFast,   // WRMSR handled in KVM's fastpath (TSC deadline, x2APIC ICR)
   kVmcall,      // VMCALL/VMMCALL hypercall
   kFirstTouch,  // first touch of unmapped guest memory (EPT/NPT violation)
-  kInvd,        // INVD in ring 0 (always intercepted; KVM skips it)
+  kWbinvd,      // WBINVD in ring 0 (always intercepted; KVM skips it)
 };
 
 // What a row needs from the host before its exact checks apply.

@@ -50,7 +50,6 @@ inline constexpr uint32_t kExternalInterrupt = 1;
 inline constexpr uint32_t kInterruptWindow = 7;
 inline constexpr uint32_t kCpuid = 10;
 inline constexpr uint32_t kHlt = 12;
-inline constexpr uint32_t kInvd = 13;
 inline constexpr uint32_t kVmcall = 18;
 inline constexpr uint32_t kCrAccess = 28;
 inline constexpr uint32_t kIo = 30;
@@ -59,6 +58,7 @@ inline constexpr uint32_t kWrmsr = 32;
 inline constexpr uint32_t kEptViolation = 48;
 inline constexpr uint32_t kEptMisconfig = 49;
 inline constexpr uint32_t kPreemptionTimer = 52;
+inline constexpr uint32_t kWbinvd = 54;
 // Not an SDM reason: the AMD APM's exit code for CPUID (SVM_EXIT_CPUID),
 // what an SVM patch that indexes by the vendor's own code counts CPUID under.
 inline constexpr uint32_t kSvmCodeCpuid = 0x72;

@@ -69,7 +69,7 @@ enum harness_payload {
   HARNESS_P_FIRST_TOUCH = 10,
   HARNESS_P_IO_USER_IN = 11,   /* IN from the user-space port */
   HARNESS_P_IO_KERNEL_OUT = 12, /* OUT 0xFF to the in-kernel PIC IMR */
-  HARNESS_P_INVD = 13,
+  HARNESS_P_WBINVD = 13,
   /* Self-tests of the harness itself (they must fail in a known way). */
   HARNESS_P_SELF_UD2 = 100,    /* #UD: exception reporting */
   HARNESS_P_SELF_ASSERT = 101, /* failing GUEST_ASSERT */
@@ -84,12 +84,12 @@ enum harness_payload {
   X(EXTINT, 1, "external_interrupt") /* never deliberate, read for reports */ \
   X(CPUID, 10, "cpuid")                                                       \
   X(HLT, 12, "hlt")                                                           \
-  X(INVD, 13, "invd")                                                         \
   X(VMCALL, 18, "vmcall")                                                     \
   X(IO, 30, "io")                                                             \
   X(RDMSR, 31, "rdmsr")                                                       \
   X(WRMSR, 32, "wrmsr")                                                       \
-  X(EPT, 48, "ept_violation") /* first touches: deliberate, not exact */
+  X(EPT, 48, "ept_violation") /* first touches: deliberate, not exact */     \
+  X(WBINVD, 54, "wbinvd")
 
 #define HARNESS_TRACKED_ENUM(sym, sdm, name) HARNESS_T_##sym,
 enum harness_tracked { HARNESS_TRACKED(HARNESS_TRACKED_ENUM) HARNESS_NR_TRACKED };
