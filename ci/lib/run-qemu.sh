@@ -45,7 +45,9 @@ while [ $# -gt 0 ]; do
     --machine) machine=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
     --heartbeat-loss) hb_loss=$2; shift 2 ;;
-    --build-dir) shift 2 ;;   # the QEMU backend boots the images it is given
+    # What it cannot honour it refuses, never drops (ctest ci.backend_options):
+    --build-dir) die 2 "--build-dir: the QEMU backend builds no image, it boots the --initrd it is given" ;;
+    --user-append) die 2 "--user-append: the QEMU backend boots one kernel command line; put the words in --append" ;;
     *) die 2 "unknown argument $1" ;;
   esac
 done
