@@ -29,6 +29,28 @@ install_init() {
     install -D -m 0755 "$images/send-results" "$root/bin/send-results"
 }
 
+# image_add ROOT KIND SRC DEST: a built binary into the image at DEST and
+# its line "KIND NAME" in ROOT/MANIFEST. SRC-static, when built, is taken
+# instead ("KIND NAME (static)": nothing else to bring); a static SRC is
+# copied alone, a dynamic one with its libraries. Returns 1 when neither
+# is built (the caller says whether that matters).
+image_add() {
+  local root=$1 kind=$2 src=$3 dest=$4
+  if [ -x "$src-static" ] && [ -f "$src-static" ]; then
+    install -D -m 0755 "$src-static" "$root$dest"
+    echo "$kind ${dest##*/} (static)" >> "$root/MANIFEST"
+  elif [ -x "$src" ] && [ -f "$src" ]; then
+    if ldd "$src" >/dev/null 2>&1; then
+      copy_with_libs "$root" "$src" "$dest" || return 3
+    else
+      install -D -m 0755 "$src" "$root$dest"
+    fi
+    echo "$kind ${dest##*/}" >> "$root/MANIFEST"
+  else
+    return 1
+  fi
+}
+
 # copy_with_libs ROOT SRC [DEST]: a dynamically linked binary plus every
 # shared library `ldd` resolves (and the ELF interpreter), each at the path
 # ldd resolved it to, so RUNPATHs into a build tree keep working.
