@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The shared part of the L1 images' /init scripts (POSIX sh, busybox ash):
 # ci/images/l1-init, ci/bochs/guest-init and ci/sanitizers/hostile-init
 # source it as /lib/init-lib.sh. The image builders copy it in
@@ -158,10 +159,12 @@ run_steps() {
 # isolation, VM churn, bad conditions) against this L1's KVM, limit
 # step_limit, knobs from hostile_env (K=V,K=V), gtest filter
 # hostile_filter; JUnit in junit/hostile.xml, log in logs/hostile.log.
+# shellcheck disable=SC2154  # hostile_env, hostile_filter: the init's
 stage_hostile() {
   if [ -x /opt/tests/hostile_test ]; then
     mkdir -p $R/hostile
     (
+      # shellcheck disable=SC2163  # each kv is K=V: export it as written
       for kv in $(echo "$hostile_env" | tr ',' ' '); do export "$kv"; done
       export HOSTILE_RESULTS=$R/hostile
       # Victims for the kill test: the image carries harness_test when built.

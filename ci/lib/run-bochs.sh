@@ -28,6 +28,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
+# shellcheck disable=SC2034  # read by common.sh\'s log and die
 ci_name=run-bochs
 
 kernel= initrd= share= console= vcpus=1 mem=1024 timeout=1500 build=$repo/build append= user_append= verbose=0

@@ -27,6 +27,7 @@ set -uo pipefail
 # file during a run cannot break that run.
 {
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck disable=SC2034  # read by common.sh\'s log and die
 ci_name=run-qemu
 
 kernel= initrd= append= share= console= vcpus=4 mem=2048 accel=tcg timeout=1800
