@@ -1,4 +1,5 @@
-# Helpers for building initramfs images (sourced by build-l1 and build-l2).
+# Helpers for building initramfs images (sourced by build-l1, build-l2 and
+# ci/sanitizers/hostile-run).
 # Images are staged in a directory, then packed with `cpio -H newc`.
 
 # stage_busybox ROOT: busybox-static and one symlink per applet. /init mounts
@@ -15,6 +16,39 @@ stage_busybox() {
   for a in $("$bb" --list); do
     [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
   done
+}
+
+# install_init ROOT INIT: INIT as ROOT/init, with what every L1 /init
+# sources or calls: /lib/init-lib.sh (mounts, results, stage marks, the
+# step table) and /bin/send-results (results over com2).
+install_init() {
+  local root=$1 init=$2 images
+  images=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  install -m 0755 "$init" "$root/init" &&
+    install -D -m 0644 "$images/init-lib.sh" "$root/lib/init-lib.sh" &&
+    install -D -m 0755 "$images/send-results" "$root/bin/send-results"
+}
+
+# image_add ROOT KIND SRC DEST: a built binary into the image at DEST and
+# its line "KIND NAME" in ROOT/MANIFEST. SRC-static, when built, is taken
+# instead ("KIND NAME (static)": nothing else to bring); a static SRC is
+# copied alone, a dynamic one with its libraries. Returns 1 when neither
+# is built (the caller says whether that matters).
+image_add() {
+  local root=$1 kind=$2 src=$3 dest=$4
+  if [ -x "$src-static" ] && [ -f "$src-static" ]; then
+    install -D -m 0755 "$src-static" "$root$dest"
+    echo "$kind ${dest##*/} (static)" >> "$root/MANIFEST"
+  elif [ -x "$src" ] && [ -f "$src" ]; then
+    if ldd "$src" >/dev/null 2>&1; then
+      copy_with_libs "$root" "$src" "$dest" || return 3
+    else
+      install -D -m 0755 "$src" "$root$dest"
+    fi
+    echo "$kind ${dest##*/}" >> "$root/MANIFEST"
+  else
+    return 1
+  fi
 }
 
 # copy_with_libs ROOT SRC [DEST]: a dynamically linked binary plus every

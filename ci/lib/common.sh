@@ -1,6 +1,11 @@
-# Shared helpers for the ci/ scripts (sourced, not run): ci/nested-run and
-# the scripts it calls, ci/bochs/run-l1, ci/build-kernel, ci/bench-kernels,
-# ci/sanitizers/hostile-run.
+# Shared helpers for the ci/ scripts (sourced, not run): every bash script
+# of ci/ takes its log/die/tail/time helpers from here (ci/nested-run and its
+# backends, ci/bochs/*, ci/build-kernel, ci/bench-kernels, ci/l2-soak,
+# ci/sanitizers/*). A script may set ci_name after sourcing to name itself
+# differently from its file.
+# Sourced twice (a script and a library it sources): the second is a no-op.
+[ -n "${CI_COMMON_SH:-}" ] && return 0
+CI_COMMON_SH=1
 #
 # Exit codes of the whole runner (and of every stage script):
 #   0 everything passed
@@ -23,6 +28,8 @@ die() { ci_die "$@"; }
 # source the guests use (/proc/uptime), so one parser reads both.
 ci_now() { cut -d' ' -f1 /proc/uptime; }
 ci_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# ci_since T0 [DECIMALS]: seconds from T0 (ci_now) to now (default 1 decimal).
+ci_since() { awk -v a="$1" -v b="$(ci_now)" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, b - a }'; }
 
 # Prints the last N lines of a log, framed and named, so a failure shows its
 # cause without the reader opening files.

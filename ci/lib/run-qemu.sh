@@ -26,6 +26,9 @@ set -uo pipefail
 # One brace group: bash reads it whole before running it, so editing this
 # file during a run cannot break that run.
 {
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck disable=SC2034  # read by common.sh\'s log and die
+ci_name=run-qemu
 
 kernel= initrd= append= share= console= vcpus=4 mem=2048 accel=tcg timeout=1800
 machine=pc verbose=0 hb_loss=${CI_L1_HEARTBEAT_LOSS:-60}
@@ -43,8 +46,10 @@ while [ $# -gt 0 ]; do
     --machine) machine=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
     --heartbeat-loss) hb_loss=$2; shift 2 ;;
-    --build-dir) shift 2 ;;   # the QEMU backend boots the images it is given
-    *) echo "run-qemu: unknown argument $1" >&2; exit 2 ;;
+    # What it cannot honour it refuses, never drops (ctest ci.backend_options):
+    --build-dir) die 2 "--build-dir: the QEMU backend builds no image, it boots the --initrd it is given" ;;
+    --user-append) die 2 "--user-append: the QEMU backend boots one kernel command line; put the words in --append" ;;
+    *) die 2 "unknown argument $1" ;;
   esac
 done
 
@@ -55,7 +60,7 @@ case $accel in
   # emulator race can happen, and no real parallelism either).
   tcg) accel_args=(-accel "tcg,thread=${CI_TCG_THREAD:-multi},tb-size=256" -cpu max) ;;
   kvm) accel_args=(-accel kvm -cpu host) ;;
-  *) echo "run-qemu: bad --accel $accel" >&2; exit 2 ;;
+  *) die 2 "bad --accel $accel" ;;
 esac
 # pc (i440fx): under TCG a microvm L1 hangs at boot ("tsc: Unable to
 # calibrate against PIT", no HPET/PM timer to calibrate against); pc has both
@@ -63,7 +68,7 @@ esac
 case $machine in
   pc|q35) machine_args=(-M "$machine"); p9dev=virtio-9p-pci ;;
   microvm) machine_args=(-M microvm,rtc=on); p9dev=virtio-9p-device ;;
-  *) echo "run-qemu: bad --machine $machine" >&2; exit 2 ;;
+  *) die 2 "bad --machine $machine" ;;
 esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -88,14 +93,14 @@ cmd=(qemu-system-x86_64 "${machine_args[@]}" "${accel_args[@]}"
 con_sock=$mon_dir/console.sock
 cmd+=(-chardev "socket,id=con,path=$con_sock,server=on,wait=off,telnet=on,logfile=$console"
       -serial chardev:con)
-echo "run-qemu: ${cmd[*]}" >&2
+log "${cmd[*]}"
 if [ $verbose = 1 ]; then
   tail -n +1 -F "$console" 2>/dev/null &
   tail_pid=$!
   trap 'kill $tail_pid 2>/dev/null; rm -rf "$mon_dir"' EXIT
 fi
 
-t0=$(cut -d' ' -f1 /proc/uptime)
+t0=$(ci_now)
 # --kill-after: a QEMU that ignores SIGTERM still dies.
 timeout --kill-after=10 "$timeout" "${cmd[@]}" < /dev/null &
 pid=$!
@@ -104,16 +109,14 @@ pid=$!
 # say which stage L1 is in and the console's last line.
 # Progress goes to fd 3 when the caller opened it (nested-run: its own
 # stderr, while this script's stderr is the backend log), else to stderr.
-now() { cut -d' ' -f1 /proc/uptime; }
 if { true >&3; } 2>/dev/null; then progress() { echo "$*" >&3; }; else progress() { echo "$*" >&2; }; fi
 declare -A seen=()
 last_news=$t0
 while kill -0 "$pid" 2>/dev/null; do
   if [ ! -e "$share/stages/l1-boot.host" ] && [ -e "$share/stages/l1-boot.end" ]; then
-    awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f\n", b - a }' \
-      > "$share/stages/l1-boot.host"
+    echo "$(ci_since "$t0")" > "$share/stages/l1-boot.host"
     progress "nested-run: L1 booted after $(cat "$share/stages/l1-boot.host")s"
-    last_news=$(now)
+    last_news=$(ci_now)
   fi
   for f in "$share"/stages/*.start "$share"/stages/*.end "$share"/stages/*.lost; do
     [ -e "$f" ] || continue
@@ -128,7 +131,7 @@ while kill -0 "$pid" 2>/dev/null; do
              progress "nested-run: L1 stage ${b%.end} ended: rc=$erc after ${esecs}s" ;;
       *.lost) progress "nested-run: L1 stage ${b%.lost}: attempt lost ($(tail -n1 "$f")); L1 repeats it unless tests had failed or retries are used up" ;;
     esac
-    last_news=$(now)
+    last_news=$(ci_now)
   done
   # ci/l2-soak: one row per L2 boot.
   if [ -f "$share/soak/runs.tsv" ]; then
@@ -136,7 +139,7 @@ while kill -0 "$pid" 2>/dev/null; do
     if [ "$rows" -gt "${soak_rows:-0}" ]; then
       soak_rows=$rows
       progress "nested-run: soak boot $rows: $(tail -n1 "$share/soak/runs.tsv" | cut -f1-4 | tr '\t' ' ')"
-      last_news=$(now)
+      last_news=$(ci_now)
     fi
   fi
   # The heartbeat: L1's init rewrites it every 5 s once the share is
@@ -145,7 +148,7 @@ while kill -0 "$pid" 2>/dev/null; do
   hb=$share/stages/heartbeat
   if [ "$hb_loss" != 0 ] && [ -e "$hb" ] &&
      [ $(($(date +%s) - $(stat -c %Y "$hb" 2>/dev/null || date +%s))) -ge "$hb_loss" ]; then
-    el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+    el=$(ci_since "$t0" 0)
     progress "nested-run: L1 stopped responding: no heartbeat for ${hb_loss}s (L1 uptime $(cat "$hb") at the last one, ${el}s in); saving its registers and ending it"
     {
       echo "L1 heartbeat lost: none for ${hb_loss}s; last one at L1 uptime $(cat "$hb")s, ${el}s after QEMU started"
@@ -156,15 +159,15 @@ while kill -0 "$pid" 2>/dev/null; do
     wait "$pid"
     exit 125
   fi
-  if awk -v a="$last_news" -v b="$(now)" 'BEGIN { exit !(b - a >= 60) }'; then
+  if [ "$(ci_since "$last_news" 0)" -ge 60 ]; then
     cur=$(ls -t "$share"/stages/*.start 2>/dev/null | head -n1)
     [ -n "$cur" ] && [ -e "${cur%.start}.end" ] && cur=
     cur=${cur##*/}
     line=$(tr -d '\r' < "$console" | grep -v '^[[:space:]]*$' | tail -n1 | cut -c1-120)
-    el=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+    el=$(ci_since "$t0" 0)
     if [ -n "$cur" ]; then what="stage ${cur%.start} to end"; else what="L1 to boot or to start its next stage"; fi
     progress "nested-run: L1 running ${el}s of ${timeout}s; waiting for $what; console: $line"
-    last_news=$(now)
+    last_news=$(ci_now)
   fi
   sleep 0.5
 done

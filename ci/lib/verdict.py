@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Collects a ci/nested-run results folder and prints the verdict.
+"""Collects a results folder of ci/nested-run or ci/sanitizers/hostile-run
+and prints the verdict.
 
     verdict.py --results DIR [--quiet]
 
@@ -11,9 +12,12 @@ Reads only files (never the console for test outcomes):
   l1/**/junit/*.xml    GoogleTest JUnit XML
   l1/*/json/*.json     exit_stress --json summaries (the per-exit table)
   l1/*/rc/NAME         "rc secs limit" of each binary run in L2
-  logs/l1-console.log, l1/logs/*.console.log   kernel logs (sanitizer scan)
+  logs/l1-console.log, l1/logs/*.console.log   kernel logs (sanitizer scan;
+                       run.conf's patch_dir, when set, names the series the
+                       reports are attributed to, else kernel-patch/)
 
-Writes verdict.txt and verdict.json next to them. Exit status: 0 pass,
+Writes verdict.txt and verdict.json next to them, and per kernel log
+logs/klog-WHO.json and .md (scan-klog's reports and table). Exit status: 0 pass,
 1 tests failed, 3 infrastructure (a stage that did not run, finish, or
 return its results). A stage that FAILs or is INFRA is named, and the tail of
 its log is printed.
@@ -201,16 +205,17 @@ def table(headers, rows):
     return "\n".join(out)
 
 
-def scan_klog(log, stage_label, out_json, sanitizer=""):
+def scan_klog(log, stage_label, out_json, sanitizer="", patch_dir=PATCH_DIR):
     """(status, note) for one kernel log: FAIL if a sanitizer/WARN/BUG report.
     On a KCSAN kernel, races outside the patch's code are listed, not failed
     (the kernel has known benign ones); races in the patch always fail."""
     if not os.path.exists(log) or os.path.getsize(log) == 0:
         return None
     if os.access(SCAN_KLOG, os.X_OK):
-        cmd = [SCAN_KLOG, log, "--stage", stage_label, "--json", out_json]
-        if os.path.isdir(PATCH_DIR):
-            cmd += ["--patch", PATCH_DIR]
+        cmd = [SCAN_KLOG, log, "--stage", stage_label, "--json", out_json,
+               "--markdown", re.sub(r"\.json$", "", out_json) + ".md"]
+        if glob.glob(os.path.join(patch_dir, "*.patch")):
+            cmd += ["--patch", patch_dir]
         if sanitizer == "kcsan":
             cmd += ["--elsewhere-ok", "KCSAN"]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -550,7 +555,7 @@ def collect(res):
             klogs.append((os.path.join(l1, "logs", f"{name}.console.log"), label))
     for log, who in klogs:
         klog_json = os.path.join(res, "logs", f"klog-{who.replace(' ', '_')}.json")
-        r = scan_klog(log, who, klog_json, sanitizer)
+        r = scan_klog(log, who, klog_json, sanitizer, conf.get("patch_dir") or PATCH_DIR)
         if r is not None:
             s = Stage(f"klog-{who}", f"kernel log ({who})", r[0], None, r[1])
             if r[0] != "PASS":

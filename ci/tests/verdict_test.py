@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import unittest
+from unittest import mock
 from contextlib import redirect_stderr, redirect_stdout
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -604,6 +605,42 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 3, out)
         self.assertIn("interrupted", out)
 
+
+    def test_hostile_run_folder(self):
+        """ci/sanitizers/hostile-run's folder (one L1 stage, hostile, and a
+        kernel given): catches its verdict drifting from nested-run's, and a
+        --patch series not reaching scan-klog's attribution."""
+        r = Results(shapes=())
+        r.put("stages.tsv", "kernel\tSKIP\t0\t--kernel bzImage\n"
+                            "project\tSKIP\t0\tbuilt\nimages\tPASS\t2.0\t\n")
+        r.put("expected.tsv", "hostile\thostile in L1\tjunit/hostile.xml\n")
+        for rel in ("l1/stages/harness.start", "l1/stages/harness.end", "l1/junit/harness.xml"):
+            r.rm(rel)
+        r.stage("hostile", "0 40.0 1680")
+        r.put("l1/junit/hostile.xml", JUNIT_OK)
+        r.put("l1/logs/hostile.log", "[  PASSED  ] 2 tests.\n")
+        series = os.path.join(r.dir, "series")
+        os.makedirs(series)
+        r.put("series/0001-x.patch", "--- a/arch/x86/kvm/x.c\n+++ b/arch/x86/kvm/x.c\n")
+        r.put("run.conf", f"accel=tcg\nsanitizer=kasan\npatch_dir={series}\n")
+        calls = []
+        real_run = verdict.subprocess.run
+
+        def spy(cmd, **kw):
+            calls.append(cmd)
+            return real_run(cmd, **kw)
+        with mock.patch.object(verdict.subprocess, "run", spy):
+            code, out, _ = r.run()
+        self.assertEqual(code, 0, out)
+        self.assertIn("PASS", line_of(out, "hostile in L1"))
+        if calls:  # scan-klog is there: the series given, a Markdown table written
+            self.assertEqual(calls[0][calls[0].index("--patch") + 1], series)
+            self.assertTrue(os.path.exists(os.path.join(r.dir, "logs", "klog-L1.md")))
+        r.put("l1/stages/hostile.end", "1 40.0 1680")
+        r.put("l1/junit/hostile.xml", JUNIT_FAIL)
+        code, out, _ = r.run()
+        self.assertEqual(code, 1, out)
+        self.assertIn("FAIL", line_of(out, "hostile in L1"))
 
 if __name__ == "__main__":
     unittest.main()
