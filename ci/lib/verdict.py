@@ -307,13 +307,9 @@ def booted_build(*logs):
     return None
 
 
-def collect(res):
-    stages, exits, junit_rows = [], [], []
-    hosts = []  # (stage label, host words, rubric, leaves) from exit_stress --json
-    t_collect = time.monotonic()
-
-    # Host stages, in pipeline order.
-    host = {}
+def host_stages(res):
+    """The host's stages.tsv as {name: fields}, and its stages in pipeline order."""
+    host, stages = {}, []
     for line in (read(os.path.join(res, "stages.tsv"), "") or "").splitlines():
         parts = line.split("\t") + ["", "", "", ""]
         host[parts[0]] = parts
@@ -325,16 +321,11 @@ def collect(res):
             stages.append(s)
         else:
             stages.append(Stage(name, name, "-", None, "not run"))
+    return host, stages
 
-    l1 = os.path.join(res, "l1")
-    l1_end = read_triple(os.path.join(res, "l1.end"))
-    console = os.path.join(res, "logs", "l1-console.log")
-    expected = []
-    for line in (read(os.path.join(res, "expected.tsv"), "") or "").splitlines():
-        name, label, files = (line.split("\t") + ["", ""])[:3]
-        expected.append((name, label, files.split()))
 
-    # L1 boot.
+def l1_boot_stage(res, l1, l1_end, console):
+    """L1's boot: whether its init ran, on the kernel asked for."""
     boot = Stage("l1-boot", "L1 boot")
     booted = False
     if l1_end is None:
@@ -366,147 +357,190 @@ def collect(res):
             f"L1 {boot_lost[0]}, booted again" if len(boot_lost) == 1
             else f"L1 lost {len(boot_lost)} times at boot: " + "; ".join(boot_lost))]))
         boot.lost = [("boot", 0.0)] * len(boot_lost)
+    return boot, booted
+
+
+def junit_results(res, xmls, junit_rows, problems, failures):
+    """Counts each JUnit file into junit_rows; an unreadable or empty one is
+    a problem, failed tests are failures."""
+    for x in xmls:
+        rel = os.path.relpath(x, res)
+        try:
+            t, f, e, sk, failed = junit_counts(x)
+        except (ET.ParseError, OSError) as err:
+            problems.append(f"unreadable {rel}: {err}")
+            continue
+        junit_rows.append((rel, str(t), str(f), str(e), str(sk)))
+        if t == 0:
+            problems.append(f"{rel} holds no tests")
+        if f or e:
+            failures.append(f"{f + e} failed in {os.path.basename(x)}: "
+                            + ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else ""))
+
+
+def exit_stress_results(res, stage_dir, label, exits, hosts, problems, notes):
+    """Reads an L2 stage's exit_stress JSON: its exit table into exits, the
+    host it found into hosts, the bug classes of failed checks into notes.
+    Returns the guest operations it drove (its expected counts)."""
+    vcpus = (read(os.path.join(stage_dir, "vcpus"), "") or "").strip()
+    work = 0  # guest operations exit_stress drove (its exit table's expected counts)
+    for j in sorted(glob.glob(os.path.join(stage_dir, "json", "*.json"))):
+        try:
+            exits.extend(exit_rows(j, vcpus))
+            data = json.loads(read(j))
+            if isinstance(data, dict) and isinstance(data.get("exits"), dict):
+                work += sum(int(v.get("expected") or 0) for v in data["exits"].values()
+                            if isinstance(v, dict))
+            if isinstance(data, dict) and data.get("host"):
+                hosts.append((label, data.get("host", ""), data.get("rubric", ""),
+                              data.get("leaves", "")))
+                found = [f"{c.get('check')}{' ' + c['exit'] if c.get('exit') else ''} "
+                         f"[{', '.join(c.get('classes') or ['?'])}]"
+                         for c in data.get("checks", []) if c.get("status") == "FAIL"]
+                if found:
+                    notes.append("findings: " + "; ".join(found[:6])
+                                 + (" ..." if len(found) > 6 else ""))
+        except (ValueError, AttributeError, TypeError) as err:
+            problems.append(f"unreadable {os.path.relpath(j, res)}: {err}")
+    return work
+
+
+def l1_stage(res, l1, l1_end, console, name, label, files, previous_failed, exits,
+             junit_rows, hosts):
+    """One L1 stage from its marks, exit codes, result files, JUnit and
+    exit_stress JSON; appends to exits, junit_rows and hosts. Returns the
+    stage and whether a later stage that was not reached is explained by it."""
+    s = Stage(name, label)
+    st = os.path.join(l1, "stages")
+    binary = L1_BINARIES.get(name)
+    log = (os.path.join(l1, "logs", f"{name}.log") if binary
+           else os.path.join(l1, "logs", f"{name}.console.log"))
+    end = read_triple(os.path.join(st, f"{name}.end"))
+    started = read(os.path.join(st, f"{name}.start"))
+    if started is None:
+        if l1_end is None:
+            s.note = "not run"
+        else:
+            s.status = "INFRA"
+            s.note = "not reached" + (" (an earlier stage failed)" if previous_failed
+                                      else " (L1 ended early)")
+            if not previous_failed:
+                s.tail = console
+                if l1_end[0] == HEARTBEAT_RC:
+                    s.note = "not reached: L1 " + HEARTBEAT_NOTE.split("L1 ", 1)[1]
+                    s.tail = os.path.join(l1, "logs", "l1-hang.txt")
+        return s, True
+    if end is None:
+        rc, secs, limit = l1_end or (0, 0, 0)
+        s.status, s.tail = "INFRA", log
+        s.note = (f"did not finish: L1 timed out after {limit:.0f}s" if rc == 124
+                  else HEARTBEAT_NOTE if rc == HEARTBEAT_RC
+                  else f"did not finish: L1 ended (exit {rc}; panic?)")
+        if rc == HEARTBEAT_RC:
+            s.tail = os.path.join(l1, "logs", "l1-hang.txt")
+        return s, True
+    rc, secs, limit = end
+    s.secs = secs
+    problems, failures, notes = [], [], []
+    # Lost L2 boots that L1 repeated (ci.l2_retries): the last attempt's
+    # files are the result; the lost ones are kept as <stage>.lostK.
+    s.lost = read_lost(os.path.join(st, f"{name}.lost"))
+    # An attempt that ran to its end: L2's end mark, or the L1 binary's JUnit.
+    done = (bool(glob.glob(os.path.join(l1, "junit", f"{name}.xml"))) if binary
+            else os.path.exists(os.path.join(l1, name, "done")))
+    if s.lost and done:
+        notes.append(describe_lost(s.lost) + ", repeated")
+    if timed_out(rc, secs, limit):
+        problems.append(f"timed out after {limit:.0f}s")
+    elif binary and rc == 127:
+        problems.append(f"{binary} not built (not in the L1 image)")
+    elif not binary and rc != 0:
+        problems.append(f"QEMU for L2 exited {rc}")
+    # Binaries run inside L2: their own exit codes and timeouts.
+    for rcfile in sorted(glob.glob(os.path.join(l1, name, "rc", "*"))):
+        brc = read_triple(rcfile)
+        bname = os.path.basename(rcfile)
+        if brc is None:
+            continue
+        if timed_out(*brc):
+            problems.append(f"{bname} timed out after {brc[2]:.0f}s in L2")
+            s.tail = os.path.join(l1, name, "logs", f"{bname}.log")
+        elif brc[0] == 3 and bname == "exit_stress":
+            notes.append("exit_stress: some checks skipped (exit 3)")
+        elif brc[0] == 77:
+            failures.append(f"{bname}: no patched host detected (exit 77)")
+        elif brc[0] != 0:
+            failures.append(f"{bname} exit {brc[0]}")
+    if binary and rc not in (0, 127) and not timed_out(rc, secs, limit):
+        failures.append(f"{binary} exit {rc}")
+    # Required result files.
+    missing = [p for p in files if not glob.glob(os.path.join(l1, p))]
+    problems += [f"missing result {p}" for p in missing]
+    # L2 writes its results and then reboots, which -no-reboot turns into
+    # QEMU exit 0: exit 0 without results is an L2 that reset (or triple
+    # faulted) mid-run - the rare nested-SVM-under-TCG fault.
+    if s.lost and not done:
+        k, t = s.lost[-1]
+        what = {"reset": f"L2 reset after {t:.0f}s, before writing results",
+                "hang": f"L2 hung: killed after {t:.0f}s"}.get(k, f"L2 lost ({k}) after {t:.0f}s")
+        problems.append(what + (f" (every attempt of {len(s.lost)} lost: "
+                                + describe_lost(s.lost) + ")" if len(s.lost) > 1 else ""))
+    elif missing and not binary and rc == 0 and done:
+        # L2's init ran to its end mark: nothing reset; the program wrote
+        # no results (--l2-args --show or --list: a display, not a check;
+        # or it died without them).
+        problems.append("L2 ran to its end without writing them (exit_stress "
+                        "--show or --list checks nothing; otherwise see its log)")
+    elif missing and not binary and rc == 0:
+        problems.append(f"L2 reset after {secs:.0f}s, before writing results")
+    # JUnit.
+    xmls = sorted(set(glob.glob(os.path.join(l1, "junit", f"{name}.xml")) if binary
+                      else glob.glob(os.path.join(l1, name, "junit", "*.xml"))))
+    junit_results(res, xmls, junit_rows, problems, failures)
+    # exit_stress summaries: the exit table, what host it found, and the
+    # bug classes of what failed.
+    work = exit_stress_results(res, os.path.join(l1, name), label, exits, hosts, problems, notes)
+    flood = log_flood(os.path.join(st, f"{name}.kmsg"), work)
+    if flood:
+        failures.append(flood)
+    if problems:
+        s.status, s.note = "INFRA", "; ".join(problems + failures)
+        s.tail = s.tail or log
+        return s, True
+    if failures:
+        s.status, s.note = "FAIL", "; ".join(failures + [n for n in notes if n.startswith("findings")])
+        s.tail = s.tail or log
+    else:
+        s.status, s.note = "PASS", "; ".join(notes)
+    return s, previous_failed
+
+
+def collect(res):
+    exits, junit_rows = [], []
+    hosts = []  # (stage label, host words, rubric, leaves) from exit_stress --json
+    t_collect = time.monotonic()
+
+    # Host stages, in pipeline order.
+    host, stages = host_stages(res)
+
+    l1 = os.path.join(res, "l1")
+    l1_end = read_triple(os.path.join(res, "l1.end"))
+    console = os.path.join(res, "logs", "l1-console.log")
+    expected = []
+    for line in (read(os.path.join(res, "expected.tsv"), "") or "").splitlines():
+        name, label, files = (line.split("\t") + ["", ""])[:3]
+        expected.append((name, label, files.split()))
+
+    # L1 boot.
+    boot, booted = l1_boot_stage(res, l1, l1_end, console)
     stages.append(boot)
 
     # L1 stages.
     previous_failed = not booted
     for name, label, files in expected:
-        s = Stage(name, label)
+        s, previous_failed = l1_stage(res, l1, l1_end, console, name, label, files,
+                                      previous_failed, exits, junit_rows, hosts)
         stages.append(s)
-        st = os.path.join(l1, "stages")
-        binary = L1_BINARIES.get(name)
-        log = (os.path.join(l1, "logs", f"{name}.log") if binary
-               else os.path.join(l1, "logs", f"{name}.console.log"))
-        end = read_triple(os.path.join(st, f"{name}.end"))
-        started = read(os.path.join(st, f"{name}.start"))
-        if started is None:
-            if l1_end is None:
-                s.note = "not run"
-            else:
-                s.status = "INFRA"
-                s.note = "not reached" + (" (an earlier stage failed)" if previous_failed
-                                          else " (L1 ended early)")
-                if not previous_failed:
-                    s.tail = console
-                    if l1_end[0] == HEARTBEAT_RC:
-                        s.note = "not reached: L1 " + HEARTBEAT_NOTE.split("L1 ", 1)[1]
-                        s.tail = os.path.join(l1, "logs", "l1-hang.txt")
-            previous_failed = True
-            continue
-        if end is None:
-            rc, secs, limit = l1_end or (0, 0, 0)
-            s.status, s.tail = "INFRA", log
-            s.note = (f"did not finish: L1 timed out after {limit:.0f}s" if rc == 124
-                      else HEARTBEAT_NOTE if rc == HEARTBEAT_RC
-                      else f"did not finish: L1 ended (exit {rc}; panic?)")
-            if rc == HEARTBEAT_RC:
-                s.tail = os.path.join(l1, "logs", "l1-hang.txt")
-            previous_failed = True
-            continue
-        rc, secs, limit = end
-        s.secs = secs
-        problems, failures, notes = [], [], []
-        # Lost L2 boots that L1 repeated (ci.l2_retries): the last attempt's
-        # files are the result; the lost ones are kept as <stage>.lostK.
-        s.lost = read_lost(os.path.join(st, f"{name}.lost"))
-        # An attempt that ran to its end: L2's end mark, or the L1 binary's JUnit.
-        done = (bool(glob.glob(os.path.join(l1, "junit", f"{name}.xml"))) if binary
-                else os.path.exists(os.path.join(l1, name, "done")))
-        if s.lost and done:
-            notes.append(describe_lost(s.lost) + ", repeated")
-        if timed_out(rc, secs, limit):
-            problems.append(f"timed out after {limit:.0f}s")
-        elif binary and rc == 127:
-            problems.append(f"{binary} not built (not in the L1 image)")
-        elif not binary and rc != 0:
-            problems.append(f"QEMU for L2 exited {rc}")
-        # Binaries run inside L2: their own exit codes and timeouts.
-        for rcfile in sorted(glob.glob(os.path.join(l1, name, "rc", "*"))):
-            brc = read_triple(rcfile)
-            bname = os.path.basename(rcfile)
-            if brc is None:
-                continue
-            if timed_out(*brc):
-                problems.append(f"{bname} timed out after {brc[2]:.0f}s in L2")
-                s.tail = os.path.join(l1, name, "logs", f"{bname}.log")
-            elif brc[0] == 3 and bname == "exit_stress":
-                notes.append("exit_stress: some checks skipped (exit 3)")
-            elif brc[0] == 77:
-                failures.append(f"{bname}: no patched host detected (exit 77)")
-            elif brc[0] != 0:
-                failures.append(f"{bname} exit {brc[0]}")
-        if binary and rc not in (0, 127) and not timed_out(rc, secs, limit):
-            failures.append(f"{binary} exit {rc}")
-        # Required result files.
-        missing = [p for p in files if not glob.glob(os.path.join(l1, p))]
-        problems += [f"missing result {p}" for p in missing]
-        # L2 writes its results and then reboots, which -no-reboot turns into
-        # QEMU exit 0: exit 0 without results is an L2 that reset (or triple
-        # faulted) mid-run - the rare nested-SVM-under-TCG fault.
-        if s.lost and not done:
-            k, t = s.lost[-1]
-            what = {"reset": f"L2 reset after {t:.0f}s, before writing results",
-                    "hang": f"L2 hung: killed after {t:.0f}s"}.get(k, f"L2 lost ({k}) after {t:.0f}s")
-            problems.append(what + (f" (every attempt of {len(s.lost)} lost: "
-                                    + describe_lost(s.lost) + ")" if len(s.lost) > 1 else ""))
-        elif missing and not binary and rc == 0 and done:
-            # L2's init ran to its end mark: nothing reset; the program wrote
-            # no results (--l2-args --show or --list: a display, not a check;
-            # or it died without them).
-            problems.append("L2 ran to its end without writing them (exit_stress "
-                            "--show or --list checks nothing; otherwise see its log)")
-        elif missing and not binary and rc == 0:
-            problems.append(f"L2 reset after {secs:.0f}s, before writing results")
-        # JUnit.
-        xmls = sorted(set(glob.glob(os.path.join(l1, "junit", f"{name}.xml")) if binary
-                          else glob.glob(os.path.join(l1, name, "junit", "*.xml"))))
-        for x in xmls:
-            rel = os.path.relpath(x, res)
-            try:
-                t, f, e, sk, failed = junit_counts(x)
-            except (ET.ParseError, OSError) as err:
-                problems.append(f"unreadable {rel}: {err}")
-                continue
-            junit_rows.append((rel, str(t), str(f), str(e), str(sk)))
-            if t == 0:
-                problems.append(f"{rel} holds no tests")
-            if f or e:
-                failures.append(f"{f + e} failed in {os.path.basename(x)}: "
-                                + ", ".join(failed[:3]) + (" ..." if len(failed) > 3 else ""))
-        # exit_stress summaries: the exit table, what host it found, and the
-        # bug classes of what failed.
-        vcpus = (read(os.path.join(l1, name, "vcpus"), "") or "").strip()
-        work = 0  # guest operations exit_stress drove (its exit table's expected counts)
-        for j in sorted(glob.glob(os.path.join(l1, name, "json", "*.json"))):
-            try:
-                exits.extend(exit_rows(j, vcpus))
-                data = json.loads(read(j))
-                if isinstance(data, dict) and isinstance(data.get("exits"), dict):
-                    work += sum(int(v.get("expected") or 0) for v in data["exits"].values()
-                                if isinstance(v, dict))
-                if isinstance(data, dict) and data.get("host"):
-                    hosts.append((label, data.get("host", ""), data.get("rubric", ""),
-                                  data.get("leaves", "")))
-                    found = [f"{c.get('check')}{' ' + c['exit'] if c.get('exit') else ''} "
-                             f"[{', '.join(c.get('classes') or ['?'])}]"
-                             for c in data.get("checks", []) if c.get("status") == "FAIL"]
-                    if found:
-                        notes.append("findings: " + "; ".join(found[:6])
-                                     + (" ..." if len(found) > 6 else ""))
-            except (ValueError, AttributeError, TypeError) as err:
-                problems.append(f"unreadable {os.path.relpath(j, res)}: {err}")
-        flood = log_flood(os.path.join(st, f"{name}.kmsg"), work)
-        if flood:
-            failures.append(flood)
-        if problems:
-            s.status, s.note = "INFRA", "; ".join(problems + failures)
-            s.tail = s.tail or log
-            previous_failed = True
-        elif failures:
-            s.status, s.note = "FAIL", "; ".join(failures + [n for n in notes if n.startswith("findings")])
-            s.tail = s.tail or log
-        else:
-            s.status, s.note = "PASS", "; ".join(notes)
 
     # A backend with its own stage table (ci/bochs/run-l1 for --vmx).
     btsv = os.path.join(l1, "bochs", "stages.tsv")
