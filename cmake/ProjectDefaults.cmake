@@ -15,3 +15,5 @@ include(CTest)
 find_package(GTest REQUIRED)
 find_package(Threads REQUIRED)
 include(GoogleTest)
+
+include(${CMAKE_CURRENT_LIST_DIR}/UnitTestedLibrary.cmake)
