@@ -32,6 +32,19 @@ struct Captured {
 
 void NoSleep(double) {}
 
+// exit_stress --show (no --watch) on an SVM model host with these bugs.
+struct Shown {
+  int status;
+  std::string text;
+};
+Shown ShowOn(Bugs bugs, bool patched = true) {
+  ModelEnv env(bugs, Vendor::kSvm, patched);
+  Checker c(env, kSjsu, Small());
+  Captured out;
+  const int status = Show(c, {}, NoSleep, out.emit());
+  return {status, out.text};
+}
+
 // The table line of one reason ("    35  -   ...").
 std::string ReasonLine(const std::string& text, uint32_t reason) {
   char key[16];
@@ -44,10 +57,8 @@ std::string ReasonLine(const std::string& text, uint32_t reason) {
 TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
   Bugs b;
   b.shape = LeafShape::kCourse;
-  ModelEnv env(b, Vendor::kSvm);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitPass);
+  const Shown out = ShowOn(b);
+  EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr(", cycles spent in exit="));
   // The burst the leaf finder issued is CPUID work: reason 10 leads the bars.
@@ -65,20 +76,16 @@ TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
 TEST(Show, AssignmentTwoHasNoReasonTable) {
   Bugs b;
   b.shape = LeafShape::kA2;
-  ModelEnv env(b, Vendor::kSvm);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitPass);
+  const Shown out = ShowOn(b);
+  EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr("no per-reason leaf counts (assignment 2)"));
   EXPECT_EQ(out.text.find("most frequent"), std::string::npos);
 }
 
 TEST(Show, UnpatchedHostSaysSoWith77) {
-  ModelEnv env({}, Vendor::kSvm, /*patched=*/false);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitNoHost);
+  const Shown out = ShowOn({}, /*patched=*/false);
+  EXPECT_EQ(out.status, kExitNoHost);
   EXPECT_THAT(out.text, HasSubstr("unpatched host"));
   EXPECT_EQ(out.text.find("CPUID(0x4FFFFFFF)"), std::string::npos);
 }
