@@ -32,12 +32,15 @@ struct Captured {
 
 void NoSleep(double) {}
 
-// exit_stress --show (no --watch) on an SVM model host with these bugs.
+// exit_stress --show (no --watch) on a bug-free SVM model host whose leaves
+// have this shape.
 struct Shown {
   int status;
   std::string text;
 };
-Shown ShowOn(Bugs bugs, bool patched = true) {
+Shown ShowOn(LeafShape shape, bool patched = true) {
+  Bugs bugs;
+  bugs.shape = shape;
   ModelEnv env(bugs, Vendor::kSvm, patched);
   Checker c(env, kSjsu, Small());
   Captured out;
@@ -55,9 +58,7 @@ std::string ReasonLine(const std::string& text, uint32_t reason) {
 }
 
 TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
-  Bugs b;
-  b.shape = LeafShape::kCourse;
-  const Shown out = ShowOn(b);
+  const Shown out = ShowOn(LeafShape::kCourse);
   EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr(", cycles spent in exit="));
@@ -74,9 +75,7 @@ TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
 }
 
 TEST(Show, AssignmentTwoHasNoReasonTable) {
-  Bugs b;
-  b.shape = LeafShape::kA2;
-  const Shown out = ShowOn(b);
+  const Shown out = ShowOn(LeafShape::kA2);
   EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr("no per-reason leaf counts (assignment 2)"));
@@ -84,7 +83,7 @@ TEST(Show, AssignmentTwoHasNoReasonTable) {
 }
 
 TEST(Show, UnpatchedHostSaysSoWith77) {
-  const Shown out = ShowOn({}, /*patched=*/false);
+  const Shown out = ShowOn(LeafShape::kAll, /*patched=*/false);
   EXPECT_EQ(out.status, kExitNoHost);
   EXPECT_THAT(out.text, HasSubstr("unpatched host"));
   EXPECT_EQ(out.text.find("CPUID(0x4FFFFFFF)"), std::string::npos);
