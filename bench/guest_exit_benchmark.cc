@@ -39,6 +39,7 @@
 #include "exitstats/catalogue.h"
 #include "exitstats/cpuid.h"
 #include "exitstats/user_ops.h"
+#include "flags.h"
 #include "parallel.h"
 #include "tsc.h"
 
@@ -306,30 +307,25 @@ void BM_HostCycles(benchmark::State& state, Trigger trig) {
 }
 
 int ParseFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--max_vcpus=", 0) == 0) {
-      g_flags.max_vcpus = std::atoi(a.c_str() + 12);
-    } else if (a == "--wrmsr") {  // the default; kept for old command lines
-      g_flags.wrmsr = true;
-    } else if (a == "--no_wrmsr") {
-      g_flags.wrmsr = false;
-    } else if (a.rfind("--profile=", 0) == 0) {
-      g_flags.profile = a.substr(10);
-      if (!exitstats::ProfileByName(g_flags.profile)) {
-        std::fprintf(stderr, "unknown --profile %s (sjsu, f22)\n", g_flags.profile.c_str());
-        return 2;
-      }
-    } else {
-      std::fprintf(stderr,
-                   "unknown flag %s\nflags: Google Benchmark's, --max_vcpus=N (default: all "
-                   "CPUs), --no_wrmsr (skip the MSR write rows), --profile=sjsu|f22\n",
-                   argv[i]);
-      return 2;
-    }
-  }
-  if (g_flags.max_vcpus <= 0) g_flags.max_vcpus = bench::OnlineCpus();
-  return 0;
+  return bench::ParseFlags(
+      argc, argv, &g_flags.max_vcpus,
+      "--no_wrmsr (skip the MSR write rows), --profile=sjsu|f22",
+      [](const std::string& a) {
+        if (a == "--wrmsr") {  // the default; kept for old command lines
+          g_flags.wrmsr = true;
+        } else if (a == "--no_wrmsr") {
+          g_flags.wrmsr = false;
+        } else if (a.rfind("--profile=", 0) == 0) {
+          g_flags.profile = a.substr(10);
+          if (!exitstats::ProfileByName(g_flags.profile)) {
+            std::fprintf(stderr, "unknown --profile %s (sjsu, f22)\n", g_flags.profile.c_str());
+            return bench::Flag::kBad;
+          }
+        } else {
+          return bench::Flag::kUnknown;
+        }
+        return bench::Flag::kTaken;
+      });
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "exitstats/catalogue.h"
 #include "harness/kvm.h"
 #include "harness/payload.h"
+#include "flags.h"
 #include "parallel.h"
 #include "tsc.h"
 
@@ -171,32 +172,25 @@ std::string HostVirtualization() {
 }
 
 int ParseFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--max_vcpus=", 0) == 0) {
-      g_flags.max_vcpus = std::atoi(a.c_str() + 12);
-    } else if (a.rfind("--cycle_budget=", 0) == 0) {
-      g_flags.cycle_budget = std::atof(a.c_str() + 15);
-    } else if (a.rfind("--max_iterations=", 0) == 0) {
-      g_flags.max_iterations = std::strtoull(a.c_str() + 17, nullptr, 0);
-    } else if (a.rfind("--runs_per_point=", 0) == 0) {
-      g_flags.runs_per_point = std::max(1, std::atoi(a.c_str() + 17));
-    } else if (a.rfind("--timeout_s=", 0) == 0) {
-      g_flags.timeout_s = std::atoi(a.c_str() + 12);
-    } else {
-      std::fprintf(
-          stderr,
-          "unknown flag %s\nflags: Google Benchmark's, --max_vcpus=N (default: all "
-          "CPUs), --cycle_budget=CYCLES (default 2^22 guest TSC cycles per "
-          "calibrated loop), --max_iterations=N (default 2^24), --timeout_s=S "
-          "(per payload run, default 60), --runs_per_point=K (runs per figure, the fastest "
-          "counts; default 15)\n",
-          argv[i]);
-      return 2;
-    }
-  }
-  if (g_flags.max_vcpus <= 0) g_flags.max_vcpus = bench::OnlineCpus();
-  return 0;
+  return bench::ParseFlags(
+      argc, argv, &g_flags.max_vcpus,
+      "--cycle_budget=CYCLES (default 2^22 guest TSC cycles per calibrated loop), "
+      "--max_iterations=N (default 2^24), --timeout_s=S (per payload run, default 60), "
+      "--runs_per_point=K (runs per figure, the fastest counts; default 15)",
+      [](const std::string& a) {
+        if (a.rfind("--cycle_budget=", 0) == 0) {
+          g_flags.cycle_budget = std::atof(a.c_str() + 15);
+        } else if (a.rfind("--max_iterations=", 0) == 0) {
+          g_flags.max_iterations = std::strtoull(a.c_str() + 17, nullptr, 0);
+        } else if (a.rfind("--runs_per_point=", 0) == 0) {
+          g_flags.runs_per_point = std::max(1, std::atoi(a.c_str() + 17));
+        } else if (a.rfind("--timeout_s=", 0) == 0) {
+          g_flags.timeout_s = std::atoi(a.c_str() + 12);
+        } else {
+          return bench::Flag::kUnknown;
+        }
+        return bench::Flag::kTaken;
+      });
 }
 
 }  // namespace

@@ -32,6 +32,22 @@ struct Captured {
 
 void NoSleep(double) {}
 
+// exit_stress --show (no --watch) on a bug-free SVM model host whose leaves
+// have this shape.
+struct Shown {
+  int status;
+  std::string text;
+};
+Shown ShowOn(LeafShape shape, bool patched = true) {
+  Bugs bugs;
+  bugs.shape = shape;
+  ModelEnv env(bugs, Vendor::kSvm, patched);
+  Checker c(env, kSjsu, Small());
+  Captured out;
+  const int status = Show(c, {}, NoSleep, out.emit());
+  return {status, out.text};
+}
+
 // The table line of one reason ("    35  -   ...").
 std::string ReasonLine(const std::string& text, uint32_t reason) {
   char key[16];
@@ -42,12 +58,8 @@ std::string ReasonLine(const std::string& text, uint32_t reason) {
 }
 
 TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
-  Bugs b;
-  b.shape = LeafShape::kCourse;
-  ModelEnv env(b, Vendor::kSvm);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitPass);
+  const Shown out = ShowOn(LeafShape::kCourse);
+  EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr(", cycles spent in exit="));
   // The burst the leaf finder issued is CPUID work: reason 10 leads the bars.
@@ -63,22 +75,16 @@ TEST(Show, CourseHostPrintsTheSampleLineAndEveryReason) {
 }
 
 TEST(Show, AssignmentTwoHasNoReasonTable) {
-  Bugs b;
-  b.shape = LeafShape::kA2;
-  ModelEnv env(b, Vendor::kSvm);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitPass);
+  const Shown out = ShowOn(LeafShape::kA2);
+  EXPECT_EQ(out.status, kExitPass);
   EXPECT_THAT(out.text, HasSubstr("CPUID(0x4FFFFFFF), exits="));
   EXPECT_THAT(out.text, HasSubstr("no per-reason leaf counts (assignment 2)"));
   EXPECT_EQ(out.text.find("most frequent"), std::string::npos);
 }
 
 TEST(Show, UnpatchedHostSaysSoWith77) {
-  ModelEnv env({}, Vendor::kSvm, /*patched=*/false);
-  Checker c(env, kSjsu, Small());
-  Captured out;
-  EXPECT_EQ(Show(c, {}, NoSleep, out.emit()), kExitNoHost);
+  const Shown out = ShowOn(LeafShape::kAll, /*patched=*/false);
+  EXPECT_EQ(out.status, kExitNoHost);
   EXPECT_THAT(out.text, HasSubstr("unpatched host"));
   EXPECT_EQ(out.text.find("CPUID(0x4FFFFFFF)"), std::string::npos);
 }
