@@ -109,7 +109,7 @@ struct TouchArea {
 TouchArea g_touch;
 
 std::optional<std::string> Granted(uint16_t port) {
-  if (std::string why = exitstats::user::GrantPort(port); !why.empty()) return why;
+  if (const std::string& why = exitstats::user::GrantPort(port); !why.empty()) return why;
   return std::nullopt;
 }
 

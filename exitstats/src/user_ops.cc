@@ -25,7 +25,8 @@ void CpuidLeaf0() {
   asm volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d)::"memory");
 }
 
-std::string GrantPort(uint16_t port) {
+const std::string& GrantPort(uint16_t port) {
+  // std::map: a reference to an element stays valid as others are added.
   thread_local std::map<uint16_t, std::string> granted;
   auto it = granted.find(port);
   if (it != granted.end()) return it->second;

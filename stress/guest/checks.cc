@@ -1,7 +1,7 @@
-// exit_stress's rows of the exit catalogue and the Checker's shared machinery: construction (leaf
-// discovery), the gate every check starts with, and the counter readers. The
-// checks themselves are in conformance_checks.cc, load_checks.cc and
-// concurrency_checks.cc.
+// exit_stress's rows of the exit catalogue and the Checker's shared
+// machinery: construction (leaf discovery), the gate every check starts with,
+// and the counter readers. The checks themselves are in
+// conformance_checks.cc, load_checks.cc and concurrency_checks.cc.
 #include "checks.h"
 
 #include <algorithm>

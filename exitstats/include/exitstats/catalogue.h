@@ -52,22 +52,22 @@ enum class UserOp {
 };
 
 struct UserTrigger {
-  UserOp op;
-  uint32_t operand;       // the port or MSR; the ring-0 payload drives the same
+  UserOp op = UserOp::kNone;
+  uint32_t operand = 0;   // the port or MSR; the ring-0 payload drives the same
   std::string_view how;   // one operation, for --help, reports and benchmarks
   // exit_stress drives it on every vCPU and checks that the host counted at
   // least one exit of the row's reason per operation (LowerBound.<name>).
-  bool stressed;
+  bool stressed = false;
   // One operation is one round trip the guest benchmark can time (not so for
   // idling, whose length is the wait, nor for a self-IPI, which adds an
   // interrupt to every operation).
-  bool timed;
-  bool needs_root;
+  bool timed = false;
+  bool needs_root = false;
   // KVM (6.12, both vendors) handles it in the vendor's fastpath, inside
   // vcpu_run() and before handle_exit(): a patch that counts only in
   // handle_exit() never sees it.
-  bool kvm_fastpath;
-  uint32_t ops_divisor;   // exit_stress: ops per vCPU = --iterations / this
+  bool kvm_fastpath = false;
+  uint32_t ops_divisor = 1;  // exit_stress: ops per vCPU = --iterations / this
 };
 
 struct ExitType {
@@ -76,7 +76,7 @@ struct ExitType {
   uint32_t sdm_reason;       // basic exit reason the patch must count it under
   std::string_view kvm_stat; // KVM binary stat that rises with it ("" if none)
   uint32_t needs;            // Need bits
-  UserTrigger user;
+  UserTrigger user;  // none: ring 0 only
 };
 
 std::span<const ExitType> Catalogue();

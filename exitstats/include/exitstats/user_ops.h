@@ -16,8 +16,9 @@ namespace exitstats::user {
 void CpuidLeaf0();
 
 // ioperm() is per thread: every thread that touches a port asks once, and
-// the grant is cached per thread and port. "" if granted, else why not.
-std::string GrantPort(uint16_t port);
+// the answer is kept per thread and port, so that a benchmark can ask before
+// every operation for the price of a lookup. "" if granted, else why not.
+const std::string& GrantPort(uint16_t port);
 void PortOut(uint16_t port, uint8_t value);
 uint8_t PortIn(uint16_t port);
 
