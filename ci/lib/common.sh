@@ -71,5 +71,7 @@ ci_kernel_tree_version() {
 # (stage, status PASS|FAIL|SKIP|INFRA, seconds, note); verdict.py reads it.
 ci_stage_record() {
   local stage=$1 status=$2 secs=$3 note=${4:-}
+  # A note may quote a console line: no CR, LF or TAB may break the row.
+  note=$(printf '%s' "$note" | tr '\r\n\t' '   ')
   printf '%s\t%s\t%s\t%s\n' "$stage" "$status" "$secs" "$note" >> "$CI_RESULTS/stages.tsv"
 }

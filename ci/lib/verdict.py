@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Collects a results folder of ci/nested-run or ci/sanitizers/hostile-run
-and prints the verdict.
+and prints the verdict; with --stage-table, judges ci/bochs/run-l1's (every
+stage a row of its stages.tsv: see stage_table_verdict).
 
     verdict.py --results DIR [--quiet]
+    verdict.py --results DIR --stage-table SUITE [--runner run-l1]
 
 Reads only files (never the console for test outcomes):
   stages.tsv           host stages: name, PASS|FAIL|SKIP|INFRA, seconds, note
@@ -543,11 +545,7 @@ def collect(res):
         stages.append(s)
 
     # A backend with its own stage table (ci/bochs/run-l1 for --vmx).
-    btsv = os.path.join(l1, "bochs", "stages.tsv")
-    for line in (read(btsv, "") or "").splitlines()[1:]:
-        name, status, secs, note = (line.split("\t") + ["", "", "", ""])[:4]
-        if name == "total":
-            continue
+    for name, status, secs, note in stage_rows(os.path.join(l1, "bochs", "stages.tsv")):
         try:
             fsecs = float(secs) if secs else None
         except ValueError:
@@ -684,14 +682,74 @@ def repeat_rule(stages, res):
             s.note = "; ".join(filter(None, [s.note, f"L1 lost here once ({note}), repeated"]))
 
 
+def stage_rows(path):
+    """(stage, status, seconds, note) rows of a stages.tsv; the verdict row
+    "total" and the header of a folder from before the rows were shared
+    ("stage status seconds note") are not stages."""
+    rows = []
+    for line in (read(path, "") or "").splitlines():
+        stage, status, secs, note = (line.split("\t") + ["", "", "", ""])[:4]
+        if stage and stage not in ("stage", "total"):
+            rows.append((stage, status, secs, note))
+    return rows
+
+
+def stage_table_verdict(res, suite, runner):
+    """The verdict of a runner whose every stage is a row of its stages.tsv
+    (ci/bochs/run-l1: host stages and guest steps alike): junit/RUNNER.xml
+    with one testcase per stage (a FAIL or INFRA carries the tail of the
+    step's own log, else the console's), summary.txt, and the exit code the
+    worst row gives (INFRA over FAIL)."""
+    rows = stage_rows(os.path.join(res, "stages.tsv"))
+    ts = ET.Element("testsuite", name=suite, tests=str(len(rows)))
+    counts = {"FAIL": 0, "INFRA": 0, "SKIP": 0}
+    for stage, status, secs, note in rows:
+        tc = ET.SubElement(ts, "testcase", classname=suite, name=stage, time=secs or "0")
+        log = os.path.join(res, "l1", stage + ".log")
+        if not os.path.exists(log):
+            log = os.path.join(res, "logs", "console.log")
+        if status in counts:
+            counts[status] += 1
+        if status == "FAIL":
+            ET.SubElement(tc, "failure", message=note).text = tail(log)
+        elif status == "INFRA":
+            ET.SubElement(tc, "error", message=note).text = tail(log)
+        elif status == "SKIP":
+            ET.SubElement(tc, "skipped", message=note)
+    ts.set("failures", str(counts["FAIL"]))
+    ts.set("errors", str(counts["INFRA"]))
+    ts.set("skipped", str(counts["SKIP"]))
+    os.makedirs(os.path.join(res, "junit"), exist_ok=True)
+    ET.ElementTree(ts).write(os.path.join(res, "junit", f"{runner}.xml"),
+                             encoding="unicode", xml_declaration=True)
+    if counts["INFRA"]:
+        code, verdict = EXIT_INFRA, "INFRA (a stage did not run, finish or return its results)"
+    elif counts["FAIL"]:
+        code, verdict = EXIT_TESTS, "FAIL (tests failed)"
+    else:
+        code, verdict = EXIT_OK, "PASS"
+    text = "\n".join([f"{runner} {suite}", table(("stage", "status", "seconds", "note"), rows),
+                      f"verdict: {verdict}"])
+    with open(os.path.join(res, "summary.txt"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    return code
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--quiet", action="store_true", help="no log tails")
     ap.add_argument("--lost-mid-run", action="store_true",
                     help="only print the stage an L1 was lost in (nested-run's repeat), or nothing")
+    ap.add_argument("--stage-table", metavar="SUITE",
+                    help="judge a runner whose every stage is a stages.tsv row "
+                         "(ci/bochs/run-l1): JUnit, summary.txt, exit code")
+    ap.add_argument("--runner", default="run-l1", help="with --stage-table: the JUnit file's name")
     args = ap.parse_args(argv)
     res = args.results
+    if args.stage_table:
+        return stage_table_verdict(res, args.stage_table, args.runner)
     stages, exits, junit_rows, hosts = collect(res)
     if args.lost_mid_run:
         lost = lost_mid_run(stages)

@@ -642,5 +642,41 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(code, 1, out)
         self.assertIn("FAIL", line_of(out, "hostile in L1"))
 
+class StageTableTest(unittest.TestCase):
+    """verdict.py --stage-table: ci/bochs/run-l1's verdict from its rows."""
+
+    def judge(self, tsv):
+        d = tempfile.mkdtemp(prefix="verdict_test.")
+        atexit.register(shutil.rmtree, d, True)
+        with open(os.path.join(d, "stages.tsv"), "w") as f:
+            f.write(tsv)
+        out = io.StringIO()
+        with redirect_stdout(out), redirect_stderr(io.StringIO()):
+            code = verdict.main(["--results", d, "--stage-table", "vmx.ept.2vcpu"])
+        import xml.etree.ElementTree as ET
+        suite = ET.parse(os.path.join(d, "junit", "run-l1.xml")).getroot()
+        return code, out.getvalue(), suite
+
+    def test_worst_row_wins_and_total_is_not_a_stage(self):
+        """A failed step hidden behind a PASS total (or a JUnit that counts
+        the total as a test) would pass a broken patch."""
+        code, out, suite = self.judge("iso\tPASS\t1.0\t\nharness\tFAIL\t9.0\texit 1\n"
+                                      "exitdump\tSKIP\t2.0\tabsent\ntotal\tPASS\t12.0\t\n")
+        self.assertEqual(code, 1, out)
+        self.assertIn("verdict: FAIL", out)
+        self.assertEqual((suite.get("tests"), suite.get("failures"), suite.get("skipped")), ("3", "1", "1"))
+
+    def test_infra_beats_fail(self):
+        """A step that lost its results says nothing about the patch."""
+        code, out, _ = self.judge("harness\tFAIL\t9.0\texit 1\nresults\tINFRA\t\tlost\n")
+        self.assertEqual(code, 3, out)
+
+    def test_old_header_row_is_not_a_stage(self):
+        """Folders from before the shared rows start with a header line."""
+        code, out, suite = self.judge("stage\tstatus\tseconds\tnote\nharness\tPASS\t9.0\t\n")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(suite.get("tests"), "1")
+
+
 if __name__ == "__main__":
     unittest.main()
