@@ -24,6 +24,27 @@ ci_die() { local code=$1; shift; ci_log "$*"; exit "$code"; }
 log() { ci_log "$@"; }
 die() { ci_die "$@"; }
 
+# ci_need OPTION [VALUE]: a usage error (exit 2) unless OPTION has a value.
+ci_need() { [ $# -ge 2 ] && [ -n "$2" ] || ci_die "$EXIT_USAGE" "$1 needs a value (see --help)"; }
+
+# ci_value_opt TABLE ARGS...: one step of an option loop. TABLE names an
+# array of "--option variable" pairs, the script's options that take a
+# value; if ARGS' first word is one of them, the variable is set to the
+# second and it returns 0 (the caller shifts 2). A missing or empty value is
+# a usage error (exit 2). 1: not a value option of TABLE.
+ci_value_opt() {
+  local -n opts=$1
+  local i
+  for ((i = 0; i < ${#opts[@]}; i += 2)); do
+    [ "${opts[i]}" = "${2:-}" ] || continue
+    shift
+    ci_need "$@"
+    printf -v "${opts[i + 1]}" '%s' "$2"
+    return 0
+  done
+  return 1
+}
+
 # Seconds since boot (host) with centiseconds: cheap, monotonic, and the same
 # source the guests use (/proc/uptime), so one parser reads both.
 ci_now() { cut -d' ' -f1 /proc/uptime; }
