@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "exitstats/reasons.h"
@@ -85,55 +86,48 @@ TEST(Check, GoodRunPasses) {
   for (const auto& c : Check(run.meta, run.delta())) EXPECT_TRUE(c.pass) << c.name << ": " << c.detail;
 }
 
-TEST(Check, LostHltCountIsCaught) {
+// One row per bug the checks must catch: how a good run is broken, and the
+// checks that must then fail.
+struct BrokenRun {
+  const char* name;
+  const char* catches;
+  void (*breakit)(Scenario&);
+  std::vector<std::string> failing;
+};
+
+const BrokenRun kBrokenRuns[] = {
+    {"LostHltCount", "a patch that loses one HLT exit",
+     [](Scenario& r) { r.after.Reason(12, r.meta.iterations - 1, 0); }, {"hlt"}},
+    {"SnapshotCpuidsUnaccounted", "a wrong kDumpCpuids, or a dump that forgets its own exits",
+     [](Scenario& r) { r.after.Reason(10, 900 + r.meta.iterations, 0); }, {"cpuid"}},
+    {"ExitsWithoutCycles", "a patch that drops the cycles of exits handled in userspace",
+     [](Scenario& r) { r.after.Reason(30, r.meta.iterations, 0); }, {"cycles-per-reason"}},
+    {"TooFewEptViolations", "a first touch that is not counted as an EPT violation",
+     [](Scenario& r) { r.after.Reason(48, r.meta.touch_pages - 1, 0); }, {"first-touch"}},
+    {"ShadowModeWithEptViolations", "shadow paging judged as EPT: it wants no EPT "
+     "violations (60 here) and page faults (reason 0 did not move)",
+     [](Scenario& r) { r.meta.mode = "shadow"; }, {"no-ept-violations", "shadow-page-faults"}},
+    {"ReservedReasonAnsweredAsDefined", "a patch that answers reserved reason 35 as defined",
+     [](Scenario& r) { r.after.Put(3 + 2 * 35, {0, 0, 0, 0}); }, {"undefined-marked"}},
+    {"TotalMissesExits", "a total that misses exits (e.g. a fastpath not counted in it)",
+     [](Scenario& r) { r.after.Totals(1000 + 100, 10); },
+     {"total-is-sum-of-reasons", "cycles-are-sum-of-reasons"}},
+};
+
+void PrintTo(const BrokenRun& row, std::ostream* os) { *os << row.name; }
+
+class BrokenRunIsCaught : public ::testing::TestWithParam<BrokenRun> {};
+
+TEST_P(BrokenRunIsCaught, ByItsChecks) {
+  const BrokenRun& row = GetParam();
   Scenario run;
-  run.after.Reason(12, run.meta.iterations - 1, 0);
-  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "hlt"));
+  row.breakit(run);
+  const auto cs = Check(run.meta, run.delta());
+  for (const std::string& name : row.failing) EXPECT_FALSE(Passed(cs, name)) << name << " misses " << row.catches;
 }
 
-TEST(Check, SnapshotCpuidsAreAccountedExactly) {
-  // Catches a wrong kDumpCpuids (or a dump that forgets its own exits).
-  Scenario run;
-  run.after.Reason(10, 900 + run.meta.iterations, 0);
-  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "cpuid"));
-}
-
-TEST(Check, ExitsWithoutCyclesAreCaught) {
-  // Catches a patch that drops the cycles of exits handled in userspace.
-  Scenario run;
-  run.after.Reason(30, run.meta.iterations, 0);
-  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "cycles-per-reason"));
-}
-
-TEST(Check, TooFewEptViolationsUnderEpt) {
-  Scenario run;
-  run.after.Reason(48, run.meta.touch_pages - 1, 0);
-  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "first-touch"));
-}
-
-TEST(Check, ShadowModeWantsNoEptViolationsButPageFaults) {
-  Scenario run;
-  run.meta.mode = "shadow";
-  auto cs = Check(run.meta, run.delta());
-  EXPECT_FALSE(Passed(cs, "no-ept-violations"));  // 60 EPT violations in shadow mode
-  EXPECT_FALSE(Passed(cs, "shadow-page-faults"));  // reason 0 did not move
-}
-
-TEST(Check, UndefinedMarkerMustMatchTheSdm) {
-  // Catches a patch that answers reserved reason 35 as defined.
-  Scenario run;
-  run.after.Put(3 + 2 * 35, {0, 0, 0, 0});
-  EXPECT_FALSE(Passed(Check(run.meta, run.delta()), "undefined-marked"));
-}
-
-TEST(Check, TotalMustMatchSumOfReasons) {
-  // Catches a total that misses exits (e.g. a fastpath not counted in it).
-  Scenario run;
-  run.after.Totals(1000 + 100, 10);
-  auto cs = Check(run.meta, run.delta());
-  EXPECT_FALSE(Passed(cs, "total-is-sum-of-reasons"));
-  EXPECT_FALSE(Passed(cs, "cycles-are-sum-of-reasons"));
-}
+INSTANTIATE_TEST_SUITE_P(Check, BrokenRunIsCaught, ::testing::ValuesIn(kBrokenRuns),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST(CheckProbes, ReasonAboveTheTableMustBeUndefined) {
   // Catches a bound check that lets reason 78 through (mutant 04 answers it
