@@ -309,23 +309,16 @@ void BM_HostCycles(benchmark::State& state, Trigger trig) {
 int ParseFlags(int argc, char** argv) {
   return bench::ParseFlags(
       argc, argv, &g_flags.max_vcpus,
-      "--no_wrmsr (skip the MSR write rows), --profile=sjsu|f22",
-      [](const std::string& a) {
-        if (a == "--wrmsr") {  // the default; kept for old command lines
-          g_flags.wrmsr = true;
-        } else if (a == "--no_wrmsr") {
-          g_flags.wrmsr = false;
-        } else if (a.rfind("--profile=", 0) == 0) {
-          g_flags.profile = a.substr(10);
-          if (!exitstats::ProfileByName(g_flags.profile)) {
-            std::fprintf(stderr, "unknown --profile %s (sjsu, f22)\n", g_flags.profile.c_str());
-            return bench::Flag::kBad;
-          }
-        } else {
-          return bench::Flag::kUnknown;
-        }
-        return bench::Flag::kTaken;
-      });
+      {{"--no_wrmsr", " (skip the MSR write rows)",
+        [](const char*) { g_flags.wrmsr = false; return true; }},
+       {"--wrmsr", " (the default; kept for old command lines)",
+        [](const char*) { g_flags.wrmsr = true; return true; }},
+       {"--profile=", "sjsu|f22", [](const char* v) {
+          g_flags.profile = v;
+          if (exitstats::ProfileByName(g_flags.profile)) return true;
+          std::fprintf(stderr, "unknown --profile %s (sjsu, f22)\n", v);
+          return false;
+        }}});
 }
 
 }  // namespace

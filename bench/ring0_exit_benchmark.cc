@@ -174,23 +174,14 @@ std::string HostVirtualization() {
 int ParseFlags(int argc, char** argv) {
   return bench::ParseFlags(
       argc, argv, &g_flags.max_vcpus,
-      "--cycle_budget=CYCLES (default 2^22 guest TSC cycles per calibrated loop), "
-      "--max_iterations=N (default 2^24), --timeout_s=S (per payload run, default 60), "
-      "--runs_per_point=K (runs per figure, the fastest counts; default 15)",
-      [](const std::string& a) {
-        if (a.rfind("--cycle_budget=", 0) == 0) {
-          g_flags.cycle_budget = std::atof(a.c_str() + 15);
-        } else if (a.rfind("--max_iterations=", 0) == 0) {
-          g_flags.max_iterations = std::strtoull(a.c_str() + 17, nullptr, 0);
-        } else if (a.rfind("--runs_per_point=", 0) == 0) {
-          g_flags.runs_per_point = std::max(1, std::atoi(a.c_str() + 17));
-        } else if (a.rfind("--timeout_s=", 0) == 0) {
-          g_flags.timeout_s = std::atoi(a.c_str() + 12);
-        } else {
-          return bench::Flag::kUnknown;
-        }
-        return bench::Flag::kTaken;
-      });
+      {{"--cycle_budget=", "CYCLES (default 2^22 guest TSC cycles per calibrated loop)",
+        [](const char* v) { g_flags.cycle_budget = std::atof(v); return true; }},
+       {"--max_iterations=", "N (default 2^24)",
+        [](const char* v) { g_flags.max_iterations = std::strtoull(v, nullptr, 0); return true; }},
+       {"--timeout_s=", "S (per payload run, default 60)",
+        [](const char* v) { g_flags.timeout_s = std::atoi(v); return true; }},
+       {"--runs_per_point=", "K (runs per figure, the fastest counts; default 15)",
+        [](const char* v) { g_flags.runs_per_point = std::max(1, std::atoi(v)); return true; }}});
 }
 
 }  // namespace
