@@ -241,6 +241,24 @@ class Ranking(unittest.TestCase):
                           "cycles missing or insane", "zzz new class"])
 
 
+    # Fails when stress/guest/checks.h names a bug class that CLASS_RANK
+    # (ci/grade's ranking, a copy of the names) does not list: the table
+    # would rank a real finding last, after every symptom, as unknown.
+    def test_every_class_exit_stress_names_is_ranked(self):
+        import importlib.machinery
+        import importlib.util
+        import re
+        loader = importlib.machinery.SourceFileLoader("grade", GRADE)
+        spec = importlib.util.spec_from_loader("grade", loader)
+        grade = importlib.util.module_from_spec(spec)
+        loader.exec_module(grade)
+        checks_h = os.path.join(os.path.dirname(GRADE), "..", "stress", "guest", "checks.h")
+        with open(checks_h) as f:
+            names = re.findall(r'inline constexpr std::string_view k\w+ = "([^"]+)";', f.read())
+        self.assertGreater(len(names), 10)
+        self.assertEqual([n for n in names if n not in grade.CLASS_RANK], [])
+
+
 class SampleClass(unittest.TestCase):
     """ci/grade.d/sample-class, the eight-submission class README shows."""
 
